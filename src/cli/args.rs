@@ -1,0 +1,246 @@
+//! The command line, parsed once by clap into typed arguments. No behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0 success              5 storage unreachable       9 hook failed
+  1 unexpected failure   6 integrity problem        10 refused (target not empty,
+  2 usage error          7 not found                   source path missing)
+  3 invalid policy       8 partial (e.g. copy failed)
+  4 credentials (password or storage key missing/wrong)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Disaster-recovery and backup orchestration: restic-format backups of policy-defined systems",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Policy directory (tiers, sites, repositories, systems).
+    #[arg(long, global = true, env = "LIFEBOAT_POLICY", default_value = "policies")]
+    pub policy: PathBuf,
+    /// Where lifeboat keeps its cache, locks and run journal
+    /// [default: /var/lib/lifeboat as root, else ~/.local/state/lifeboat].
+    #[arg(long, global = true, env = "LIFEBOAT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Never draw progress bars (they are drawn only when stderr is a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "LIFEBOAT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info`, `lifeboat=debug` (also RUST_LOG).
+    #[arg(long, global = true, env = "LIFEBOAT_LOG", default_value = "warn")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate or print the policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+
+    /// Create the repositories of a system (or one repository).
+    #[command(after_help = "Examples:
+  lifeboat init --system linfen-finance      # all repositories of the system
+  lifeboat init --repo shanxi-dc-offsite     # one repository
+
+Repositories after the first one of a system share its chunker parameters, so copies deduplicate.
+An existing repository is left untouched.")]
+    Init(InitArgs),
+
+    /// Back up a system: hooks, snapshot to its first repository, copy to the others.
+    #[command(after_help = "Examples:
+  lifeboat backup --system linfen-finance
+  lifeboat backup --system linfen-finance --all-repos     # back up to each repository directly
+  lifeboat backup --system linfen-finance --json          # print the run record
+
+The snapshot is tagged system=, tier=, site=, department=. Exit code 8 means the local backup
+was made but a copy failed; the run record says which repository and why.")]
+    Backup(BackupArgs),
+
+    /// List snapshots of a system or a repository.
+    #[command(after_help = "Examples:
+  lifeboat snapshots --system linfen-finance
+  lifeboat snapshots --repo shanxi-dc-offsite --json")]
+    Snapshots(SnapshotsArgs),
+
+    /// Restore a snapshot (or a path inside it) to a directory.
+    #[command(after_help = "Examples:
+  lifeboat restore --system linfen-finance --target /srv/restore
+  lifeboat restore --system linfen-finance --repo shanxi-dc-offsite --snapshot 1a2b3c4d \\
+                   --path /srv/finance/reports --target /tmp/reports --verify
+  lifeboat restore --system linfen-finance --target /srv/restore --dry-run
+
+The whole snapshot restores with its absolute paths below the target (target/srv/finance/...);
+with --path, the contents of that path go directly into the target.")]
+    Restore(RestoreArgs),
+
+    /// Check the integrity of repositories.
+    #[command(after_help = "Examples:
+  lifeboat check --repo linfen-local                         # structure
+  lifeboat check --repo shanxi-dc-offsite --read-data        # read every pack
+  lifeboat check --system linfen-finance --read-data-subset daily/week
+
+Subsets: n/m (packs with id % m == n), 10%, 500MiB, daily/week (rotates through all packs in a week).")]
+    Check(CheckArgs),
+
+    /// Apply a system's retention policy (prints the plan with a reason per snapshot first).
+    #[command(after_help = "Examples:
+  lifeboat forget --system linfen-finance --dry-run
+  lifeboat forget --system linfen-finance --prune
+  lifeboat forget --system linfen-finance --repo linfen-local
+
+Immutable repositories are skipped: their retention is the object lock's.")]
+    Forget(ForgetArgs),
+
+    /// Copy a system's snapshots between its repositories (only what the target lacks).
+    #[command(after_help = "Examples:
+  lifeboat copy --system linfen-finance                        # first repository -> all others
+  lifeboat copy --system linfen-finance --from linfen-local --to shanxi-dc-offsite")]
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate the whole policy; report every problem with file, line and key.
+    #[command(after_help = "Examples:
+  lifeboat policy check
+  lifeboat policy check /etc/lifeboat/policies
+
+Exit code 3 when there is any problem.")]
+    Check {
+        /// Policy directory (default: --policy).
+        dir: Option<PathBuf>,
+    },
+    /// Print the normalised policy.
+    #[command(after_help = "Examples:
+  lifeboat policy show
+  lifeboat policy show --json | jq '.systems'")]
+    Show {
+        /// Policy directory (default: --policy).
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = true)]
+pub struct Target {
+    /// A system id from the policy.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// A repository id from the policy.
+    #[arg(long = "repo")]
+    pub repo: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The system to back up.
+    #[arg(long)]
+    pub system: String,
+    /// Back up to every repository directly instead of copying from the first.
+    #[arg(long)]
+    pub all_repos: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    #[arg(long)]
+    pub system: Option<String>,
+    #[arg(long = "repo")]
+    pub repo: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[arg(long)]
+    pub system: String,
+    /// Repository to restore from [default: the system's first repository].
+    #[arg(long = "repo")]
+    pub repo: Option<String>,
+    /// `latest` or a snapshot id (a unique prefix is enough).
+    #[arg(long, default_value = "latest")]
+    pub snapshot: String,
+    /// Absolute path inside the snapshot to restore.
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// Directory to restore into (created if missing; must be empty unless --overwrite).
+    #[arg(long)]
+    pub target: PathBuf,
+    /// After restoring, re-read every file and compare it with the snapshot's content hashes.
+    #[arg(long)]
+    pub verify: bool,
+    /// Show what would be restored; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Restore into a non-empty directory, overwriting files that differ.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Read and verify every pack.
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Read and verify a subset of packs: n/m, 10%, 500MiB, daily/week.
+    #[arg(long)]
+    pub read_data_subset: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    #[arg(long)]
+    pub system: String,
+    /// Only this repository [default: every repository of the system].
+    #[arg(long = "repo")]
+    pub repo: Option<String>,
+    /// Print the plan; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also remove data no longer referenced (two-phase: packs are deleted by a later prune).
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    #[arg(long)]
+    pub system: String,
+    /// Source repository [default: the system's first].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Target repositories [default: all the system's other repositories].
+    #[arg(long)]
+    pub to: Vec<String>,
+}

@@ -1,0 +1,286 @@
+//! The `lifeboat` command line: dispatches to the engine and the policy, renders results as text
+//! or JSON, and maps errors to exit codes (through `crate::exit`). Holds no business logic.
+
+pub mod args;
+mod render;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::clock::SystemClock;
+use crate::engine::progress::Bars;
+use crate::engine::repo::StateDir;
+use crate::engine::{
+    BackupRequest, CheckRequest, Engine, EngineError, ForgetRequest, RestoreRequest,
+};
+use crate::exit::Exit;
+use crate::policy::{self, Policy};
+use crate::run::RunRecord;
+use args::{Cli, Command, PolicyCommand};
+
+/// Runs a parsed command line and returns the exit code.
+pub async fn run(cli: Cli) -> Exit {
+    let json = cli.global.json;
+    match dispatch(cli).await {
+        Ok(exit) => exit,
+        Err(Failure::Engine(e)) => {
+            let exit = Exit::of(&e);
+            report_error(json, e.kind(), &e.to_string(), exit);
+            exit
+        }
+        Err(Failure::Policy(report)) => {
+            if json {
+                print_json(&serde_json::json!({ "ok": false, "problems": report.problems_json() }));
+            } else {
+                eprintln!("{report}");
+                eprintln!("error: the policy is invalid; fix the problems above (`lifeboat policy check`)");
+            }
+            Exit::Policy
+        }
+    }
+}
+
+/// What can stop a command before it produces its own result.
+enum Failure {
+    Engine(EngineError),
+    Policy(policy::PolicyReport),
+}
+
+impl From<EngineError> for Failure {
+    fn from(e: EngineError) -> Self {
+        Failure::Engine(e)
+    }
+}
+
+fn report_error(json: bool, kind: &str, message: &str, exit: Exit) {
+    if json {
+        print_json(&serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message }, "exit_code": exit.code() }));
+    }
+    eprintln!("error: {message}");
+}
+
+fn print_json<T: Serialize>(value: &T) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer_pretty(&mut out, value);
+    let _ = writeln!(out);
+}
+
+fn load_policy(dir: &Path) -> Result<Policy, Failure> {
+    policy::load_dir(dir).map_err(Failure::Policy)
+}
+
+/// The default state directory: /var/lib/lifeboat for root, else the XDG state directory.
+fn default_state_dir() -> PathBuf {
+    if std::env::var("USER").as_deref() == Ok("root") || std::env::var("HOME").as_deref() == Ok("/root") {
+        return PathBuf::from("/var/lib/lifeboat");
+    }
+    if let Ok(xdg) = std::env::var("XDG_STATE_HOME") {
+        return PathBuf::from(xdg).join("lifeboat");
+    }
+    std::env::var("HOME")
+        .map(|h| PathBuf::from(h).join(".local/state/lifeboat"))
+        .unwrap_or_else(|_| PathBuf::from(".lifeboat"))
+}
+
+async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
+    let g = &cli.global;
+    if let Command::Policy(cmd) = &cli.command {
+        return policy_command(cmd, &g.policy, g.json);
+    }
+    let policy = Arc::new(load_policy(&g.policy)?);
+    let state = StateDir(g.state_dir.clone().unwrap_or_else(default_state_dir));
+    let bars = if g.json || g.no_progress || !std::io::stderr().is_terminal() {
+        Bars::hidden()
+    } else {
+        Bars::terminal()
+    };
+    let engine = Engine::new(policy, state, bars, Arc::new(SystemClock));
+    let json = g.json;
+    match &cli.command {
+        Command::Policy(_) => Ok(Exit::Ok),
+        Command::Init(a) => {
+            let out = engine.init(a.target.system.as_deref(), a.target.repo.as_deref()).await?;
+            if json {
+                print_json(&out);
+            } else {
+                render::init(&out);
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Backup(a) => {
+            let req = BackupRequest { system: a.system.clone(), all_repos: a.all_repos };
+            let record = engine.backup(&req).await?;
+            Ok(finish_run(&engine, &record, json, || render::backup(&record)))
+        }
+        Command::Snapshots(a) => {
+            let list = engine.snapshots(a.system.as_deref(), a.repo.as_deref()).await?;
+            if json {
+                print_json(&list);
+            } else {
+                render::snapshots(&list);
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Restore(a) => {
+            let req = RestoreRequest {
+                system: a.system.clone(),
+                repository: a.repo.clone(),
+                snapshot: a.snapshot.clone(),
+                path: a.path.clone(),
+                target: a.target.clone(),
+                verify: a.verify,
+                dry_run: a.dry_run,
+                overwrite: a.overwrite,
+            };
+            let report = engine.restore(&req).await?;
+            if !report.dry_run {
+                journal(&engine, &report.run);
+            }
+            if json {
+                print_json(&report);
+            } else {
+                render::restore(&report);
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Check(a) => {
+            let repos: Vec<String> = match (&a.target.system, &a.target.repo) {
+                (_, Some(r)) => vec![r.clone()],
+                (Some(s), None) => engine.system(s)?.repositories.iter().map(|r| r.to_string()).collect(),
+                (None, None) => Vec::new(),
+            };
+            let mut reports = Vec::new();
+            let mut exit = Exit::Ok;
+            for repo in repos {
+                let req = CheckRequest {
+                    repository: repo,
+                    read_data: a.read_data,
+                    read_data_subset: a.read_data_subset.clone(),
+                };
+                match engine.check(&req).await {
+                    Ok(report) => {
+                        journal(&engine, &report.run);
+                        if report.errors > 0 {
+                            exit = Exit::Integrity;
+                        }
+                        if !json {
+                            render::check(&report);
+                        }
+                        reports.push(report);
+                    }
+                    Err(e) if a.target.repo.is_none() => {
+                        // Checking a system's repositories: one unreachable copy must not hide the others.
+                        eprintln!("error: {e}");
+                        if exit == Exit::Ok {
+                            exit = Exit::of(&e);
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if json {
+                print_json(&reports);
+            }
+            if exit == Exit::Integrity && !json {
+                eprintln!("error: integrity problems found; restore the damaged data from another copy and re-run the check");
+            }
+            Ok(exit)
+        }
+        Command::Forget(a) => {
+            let req = ForgetRequest {
+                system: a.system.clone(),
+                repository: a.repo.clone(),
+                dry_run: a.dry_run,
+                prune: a.prune,
+            };
+            let (reports, record) = engine.forget(&req).await?;
+            if !a.dry_run {
+                journal(&engine, &record);
+            }
+            if json {
+                print_json(&serde_json::json!({ "repositories": reports, "run": record }));
+            } else {
+                render::forget(&reports);
+            }
+            Ok(Exit::of_run(record.outcome, record.error.as_ref()))
+        }
+        Command::Copy(a) => {
+            let record = engine.copy(&a.system, a.from.as_deref(), &a.to).await?;
+            Ok(finish_run(&engine, &record, json, || render::copy(&record)))
+        }
+    }
+}
+
+/// Journals a run record, prints it, and returns its exit code.
+fn finish_run(engine: &Engine, record: &RunRecord, json: bool, text: impl FnOnce()) -> Exit {
+    journal(engine, record);
+    if json {
+        print_json(record);
+    } else {
+        text();
+    }
+    let exit = Exit::of_run(record.outcome, record.error.as_ref());
+    if exit != Exit::Ok {
+        let msg = record
+            .error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .or_else(|| {
+                record
+                    .repositories
+                    .iter()
+                    .find_map(|r| r.error.as_ref().map(|e| format!("{}: {}", r.repository, e.message)))
+            })
+            .unwrap_or_else(|| "the run did not complete".into());
+        eprintln!("error: {msg}");
+    }
+    exit
+}
+
+fn journal(engine: &Engine, record: &RunRecord) {
+    if let Err(e) = engine.journal(record) {
+        tracing::warn!("could not journal run record {}: {e}", record.run_id);
+    }
+}
+
+fn policy_command(cmd: &PolicyCommand, default_dir: &Path, json: bool) -> Result<Exit, Failure> {
+    match cmd {
+        PolicyCommand::Check { dir } => {
+            let dir = dir.as_deref().unwrap_or(default_dir);
+            let policy = load_policy(dir)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "ok": true,
+                    "digest": policy.digest,
+                    "tiers": policy.tiers.len(),
+                    "sites": policy.sites.len(),
+                    "repositories": policy.repositories.len(),
+                    "systems": policy.systems.len(),
+                }));
+            } else {
+                println!(
+                    "policy OK: {} tiers, {} sites, {} repositories, {} systems (digest {})",
+                    policy.tiers.len(),
+                    policy.sites.len(),
+                    policy.repositories.len(),
+                    policy.systems.len(),
+                    &policy.digest[..12.min(policy.digest.len())]
+                );
+            }
+            Ok(Exit::Ok)
+        }
+        PolicyCommand::Show { dir } => {
+            let dir = dir.as_deref().unwrap_or(default_dir);
+            let policy = load_policy(dir)?;
+            if json {
+                print_json(&policy);
+            } else {
+                print!("{}", policy.render_text());
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}

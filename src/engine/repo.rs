@@ -1,0 +1,186 @@
+//! Access to one policy repository: its backend, password, cache and cross-process lock.
+//!
+//! Everything here blocks (secret commands, scrypt, storage round trips): call it only from a
+//! blocking thread. Operations on one repository are serialised by an exclusive advisory lock on
+//! `<state>/locks/<repo>.lock`, which holds across processes on this host (CLI and agent) and is
+//! released by the kernel if the process dies, so a `kill -9` never leaves a stale lock.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustic_core::repofile::ConfigFile;
+use rustic_core::{
+    ConfigOptions, Credentials, Id, KeyOptions, OpenStatus, Repository, RepositoryBackends,
+    RepositoryOptions,
+};
+use tokio::runtime::Handle;
+
+use super::backend::ObjectStoreBackend;
+use super::error::EngineError;
+use super::progress::Bars;
+use super::store;
+use crate::policy::Repository as RepoPolicy;
+use crate::secret::Secret;
+
+/// An opened (not yet unlocked) repository.
+pub type OpenRepo = Repository<OpenStatus>;
+
+/// Where lifeboat keeps its own state on this host.
+#[derive(Debug, Clone)]
+pub struct StateDir(pub PathBuf);
+
+impl StateDir {
+    pub fn cache(&self) -> PathBuf {
+        self.0.join("cache")
+    }
+    pub fn locks(&self) -> PathBuf {
+        self.0.join("locks")
+    }
+    pub fn runs(&self) -> PathBuf {
+        self.0.join("runs")
+    }
+}
+
+/// Connection to one repository of the policy.
+pub struct RepoAccess {
+    pub policy: RepoPolicy,
+    backend: Arc<ObjectStoreBackend>,
+    password: Secret,
+    cache_dir: PathBuf,
+    lock_path: PathBuf,
+    bars: Bars,
+}
+
+/// Held while an operation runs on a repository; dropping it releases the lock.
+pub struct RepoLock {
+    _file: File,
+}
+
+impl RepoAccess {
+    /// Resolves the password and credentials and builds the backend. Does not touch the storage.
+    pub fn connect(
+        repo: &RepoPolicy,
+        state: &StateDir,
+        handle: Handle,
+        bars: Bars,
+        create_local: bool,
+    ) -> Result<RepoAccess, EngineError> {
+        let password = repo.password.resolve().map_err(|source| EngineError::Secret {
+            repository: repo.id.to_string(),
+            what: "password".into(),
+            source,
+        })?;
+        let built = store::build(repo, create_local)?;
+        let mut scrub = vec![password.expose().to_string()];
+        scrub.extend(built.secrets);
+        let backend = ObjectStoreBackend::new(
+            built.store,
+            &built.prefix,
+            built.location,
+            handle,
+            super::backend::Scrubber::new(scrub),
+        );
+        Ok(RepoAccess {
+            policy: repo.clone(),
+            backend: Arc::new(backend),
+            password,
+            cache_dir: state.cache(),
+            lock_path: state.locks().join(format!("{}.lock", repo.id)),
+            bars,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        self.policy.id.as_str()
+    }
+
+    /// Takes this host's exclusive lock on the repository, waiting for a running operation.
+    pub fn lock(&self) -> Result<RepoLock, EngineError> {
+        let io = |context: String| move |source| EngineError::Io { context, source };
+        if let Some(dir) = self.lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        }
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock_path)
+            .map_err(io(format!("cannot open lock {}", self.lock_path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::info!(repository = self.id(), "waiting for another lifeboat operation on this repository");
+                file.lock().map_err(io(format!("cannot lock {}", self.lock_path.display())))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io(format!("cannot lock {}", self.lock_path.display()))(e));
+            }
+        }
+        Ok(RepoLock { _file: file })
+    }
+
+    fn unopened(&self) -> Result<Repository<()>, EngineError> {
+        let opts = RepositoryOptions::default().cache_dir(self.cache_dir.clone());
+        let backends = RepositoryBackends::new(self.backend.clone(), None);
+        Repository::new_with_progress(&opts, &backends, self.bars.clone())
+            .map_err(|e| self.rustic(e))
+    }
+
+    pub fn rustic(&self, e: Box<rustic_core::RusticError>) -> EngineError {
+        EngineError::from_rustic(self.id(), e)
+    }
+
+    /// Whether a repository exists at the location (reads only the config file's presence).
+    pub fn exists(&self) -> Result<bool, EngineError> {
+        let repo = self.unopened()?;
+        Ok(repo.config_id().map_err(|e| self.rustic(e))?.is_some())
+    }
+
+    /// Opens the repository (one scrypt key derivation).
+    pub fn open(&self) -> Result<OpenRepo, EngineError> {
+        if !self.exists()? {
+            return Err(EngineError::NotInitialised {
+                repository: self.id().to_string(),
+                location: self.policy.url.to_string(),
+            });
+        }
+        self.unopened()?
+            .open(&Credentials::password(self.password.expose()))
+            .map_err(|e| self.rustic(e))
+    }
+
+    /// Creates the repository (format v2, zstd at the policy's level). With `chunker_from`, the
+    /// new repository takes that repository's chunker parameters so copies deduplicate.
+    pub fn init(&self, chunker_from: Option<&ConfigFile>) -> Result<OpenRepo, EngineError> {
+        let creds = Credentials::password(self.password.expose());
+        let repo = self.unopened()?;
+        let level = self.policy.compression;
+        let result = match chunker_from {
+            None => repo.init(
+                &creds,
+                &KeyOptions::default(),
+                &ConfigOptions::default().set_compression(level),
+            ),
+            Some(source) => {
+                let mut config = source.clone();
+                config.id = Id::random().into();
+                config.compression = Some(level);
+                config.append_only = None;
+                config.is_hot = None;
+                repo.init_with_config(&creds, &KeyOptions::default(), config)
+            }
+        };
+        result.map_err(|e| self.rustic(e))
+    }
+
+    /// The location for messages.
+    pub fn location(&self) -> String {
+        self.policy.url.to_string()
+    }
+
+    /// The cache directory rustic uses for this host.
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+}

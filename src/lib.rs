@@ -1,0 +1,13 @@
+//! lifeboat: disaster-recovery and backup orchestration.
+//!
+//! The library holds everything; `src/main.rs` only parses the command line and maps errors to
+//! exit codes. See the README's architecture section for the modules and their invariants.
+
+pub mod cli;
+pub mod clock;
+pub mod engine;
+pub mod exit;
+pub mod hooks;
+pub mod policy;
+pub mod run;
+pub mod secret;

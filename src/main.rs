@@ -1,0 +1,31 @@
+//! The `lifeboat` binary: parses the command line, sets up logging and the runtime, and exits
+//! with the code the command produced. Everything else lives in the library.
+
+use clap::Parser;
+use lifeboat::cli::{self, args::Cli, args::LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_new(&cli.global.log).ok())
+        .unwrap_or_else(|| EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.global.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Human => logs.init(),
+    }
+    // rustic_core blocks; it runs on tokio's blocking pool, and the storage adapter blocks on
+    // this multi-threaded runtime's handle.
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(lifeboat::exit::Exit::Failure.code());
+        }
+    };
+    let exit = runtime.block_on(cli::run(cli));
+    std::process::ExitCode::from(exit.code())
+}
