@@ -113,8 +113,28 @@ site = "branch"
 host = "branch-fs01"
 tier = "TT"
 paths = ["{src}"]
-excludes = ["*.tmp"]
+excludes = ["*.tmp", "{src}/cache-dir"]
 repositories = [{chain}]
+
+[[systems.branch-finance.schedules]]
+job = "backup"
+cron = "@daily"
+
+[[systems.branch-finance.schedules]]
+job = "copy"
+cron = "@daily"
+
+[[systems.branch-finance.schedules]]
+job = "check"
+cron = "@daily"
+
+[[systems.branch-finance.schedules]]
+job = "read-data"
+cron = "@weekly"
+
+[[systems.branch-finance.schedules]]
+job = "forget"
+cron = "@weekly"
 
 [systems.branch-finance.retention]
 keep-last = 2
@@ -262,7 +282,7 @@ fn backup_restore_incremental_retention_and_restic_interop_on_a_local_repository
     let repo0 = &first["repositories"][0];
     assert_eq!(repo0["repository"], "branch-local");
     assert!(repo0["available_at"].as_str().unwrap() >= first["capture_time"].as_str().unwrap());
-    assert!(first["source"]["files"].as_u64().unwrap() > 40);
+    assert!(first["source"]["files"].as_u64().unwrap() > 40, "{first}");
 
     // Snapshot tags carry system, tier, site and department.
     let snaps = env.json(&["snapshots", "--system", "branch-finance"]);
@@ -297,6 +317,8 @@ fn backup_restore_incremental_retention_and_restic_interop_on_a_local_repository
     std::fs::write(env.src().join("docs/notes.md"), "# Notes\n\nchanged\n").unwrap();
     std::fs::write(env.src().join("new-file.txt"), "new\n").unwrap();
     std::fs::write(env.src().join("scratch.tmp"), "excluded\n").unwrap();
+    std::fs::create_dir_all(env.src().join("cache-dir")).unwrap();
+    std::fs::write(env.src().join("cache-dir/big.cache"), "excluded too\n").unwrap();
     std::fs::remove_file(env.src().join("small/file-03.txt")).unwrap();
     let second = env.json(&["backup", "--system", "branch-finance"]);
     assert_eq!(second["outcome"], "success");
@@ -305,7 +327,9 @@ fn backup_restore_incremental_retention_and_restic_interop_on_a_local_repository
     assert!(second["repositories"][0]["bytes_added"].as_u64().unwrap() < 64 * 1024, "{second}");
     let target2 = env.root().join("restore2");
     env.ok(&["restore", "--system", "branch-finance", "--target", target2.to_str().unwrap(), "--verify"]);
+    assert!(!restored_src(&target2, &env.src()).join("cache-dir").exists(), "an excluded directory was backed up");
     std::fs::remove_file(env.src().join("scratch.tmp")).unwrap();
+    std::fs::remove_dir_all(env.src().join("cache-dir")).unwrap();
     assert_same_tree(&env.src(), &restored_src(&target2, &env.src()));
     // The first snapshot is still restorable by id prefix.
     let target1b = env.root().join("restore1b");

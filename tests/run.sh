@@ -62,7 +62,20 @@ say "garage: $("$LIFEBOAT_GARAGE_BIN" --version 2>&1 | head -n 1)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$LIFEBOAT_CACHE/target}"
 say "cargo target dir: $CARGO_TARGET_DIR"
 
-# (d) tests (integration tests use the debug binary via CARGO_BIN_EXE_lifeboat)
-say "cargo test --locked --all-targets $*"
-cargo test --locked --all-targets "$@"
+# (d) tests (integration tests use the debug binary via CARGO_BIN_EXE_lifeboat).
+# All targets by default; when the caller selects targets (./tests/run.sh --test garage_smoke),
+# pass the selection alone: cargo would otherwise run the union with --all-targets.
+all_targets=(--all-targets)
+for arg in "$@"; do
+    case "$arg" in
+        --) break ;;
+        --lib | --bins | --bin | --bin=* | --tests | --test | --test=* | --examples | --example | \
+            --example=* | --benches | --bench | --bench=* | --doc | --all-targets)
+            all_targets=()
+            break
+            ;;
+    esac
+done
+say "cargo test --locked ${all_targets[*]-} $*"
+cargo test --locked "${all_targets[@]}" "$@"
 say "all tests passed"

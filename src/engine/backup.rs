@@ -176,7 +176,9 @@ impl Engine {
                     message: format!("invalid source paths: {e}"),
                 })?;
             let mut opts = BackupOptions::default();
-            opts.excludes.globs = system.excludes.clone();
+            // rustic's globs are gitignore-style overrides: a plain glob *includes* (and so
+            // excludes everything else); `!glob` excludes. Policy excludes are all exclusions.
+            opts.excludes.globs = system.excludes.iter().map(|g| format!("!{g}")).collect();
             let snapshot = indexed.backup(&opts, &paths, snap).map_err(|e| access.rustic(e))?;
             let bytes_added = snapshot.summary.as_ref().map_or(0, |s| s.data_added_packed);
             let result = RepoResult {

@@ -97,27 +97,7 @@ impl RepoAccess {
 
     /// Takes this host's exclusive lock on the repository, waiting for a running operation.
     pub fn lock(&self) -> Result<RepoLock, EngineError> {
-        let io = |context: String| move |source| EngineError::Io { context, source };
-        if let Some(dir) = self.lock_path.parent() {
-            std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
-        }
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(io(format!("cannot open lock {}", self.lock_path.display())))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                tracing::info!(repository = self.id(), "waiting for another lifeboat operation on this repository");
-                file.lock().map_err(io(format!("cannot lock {}", self.lock_path.display())))?;
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(io(format!("cannot lock {}", self.lock_path.display()))(e));
-            }
-        }
-        Ok(RepoLock { _file: file })
+        lock_file(&self.lock_path, self.id())
     }
 
     fn unopened(&self) -> Result<Repository<()>, EngineError> {
@@ -182,5 +162,57 @@ impl RepoAccess {
     /// The cache directory rustic uses for this host.
     pub fn cache_dir(&self) -> &Path {
         &self.cache_dir
+    }
+}
+
+/// Opens `path` and takes an exclusive advisory lock on it, waiting while another process (or
+/// another operation of this one) holds it.
+fn lock_file(path: &Path, what: &str) -> Result<RepoLock, EngineError> {
+    let io = |context: String| move |source| EngineError::Io { context, source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io(format!("cannot open lock {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::info!(repository = what, "waiting for another lifeboat operation on this repository");
+            file.lock().map_err(io(format!("cannot lock {}", path.display())))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(io(format!("cannot lock {}", path.display()))(e));
+        }
+    }
+    Ok(RepoLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn the_lock_serialises_operations_on_one_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locks/r.lock");
+        let first = lock_file(&path, "r").unwrap();
+        let acquired = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (path, acquired) = (path.clone(), acquired.clone());
+            std::thread::spawn(move || {
+                let _second = lock_file(&path, "r").unwrap();
+                acquired.store(true, Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        assert!(!acquired.load(Ordering::SeqCst), "two operations held the lock at once");
+        drop(first);
+        waiter.join().unwrap();
+        assert!(acquired.load(Ordering::SeqCst));
     }
 }

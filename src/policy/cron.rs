@@ -86,7 +86,10 @@ impl FromStr for Cron {
                 5 => {
                     let dow = standard_days_to_names(fields[4])
                         .map_err(|e| format!("invalid cron expression \"{text}\": {e}"))?;
-                    format!("0 {} {} {} {} {dow}", fields[0], fields[1], fields[2], fields[3])
+                    format!(
+                        "0 {} {} {} {} {dow}",
+                        fields[0], fields[1], fields[2], fields[3]
+                    )
                 }
                 6 | 7 => {
                     if has_day_number(fields[5]) {
@@ -104,15 +107,35 @@ impl FromStr for Cron {
                 }
                 n => {
                     return Err(with_hint(
-                        format!("cron expression \"{text}\" has {n} field{}", if n == 1 { "" } else { "s" }),
+                        format!(
+                            "cron expression \"{text}\" has {n} field{}",
+                            if n == 1 { "" } else { "s" }
+                        ),
                         FORMS_HINT,
                     ));
                 }
             }
         };
-        let schedule = cron::Schedule::from_str(&expression)
-            .map_err(|e| with_hint(format!("invalid cron expression \"{text}\": {e}"), FORMS_HINT))?;
-        Ok(Cron { text: text.to_owned(), expression, schedule })
+        let schedule = cron::Schedule::from_str(&expression).map_err(|e| {
+            // The crate's message repeats the expression with a caret under it; keep its last
+            // line, which says what is wrong.
+            let e = e.to_string();
+            let reason = e
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            with_hint(
+                format!("invalid cron expression \"{text}\": {reason}"),
+                FORMS_HINT,
+            )
+        })?;
+        Ok(Cron {
+            text: text.to_owned(),
+            expression,
+            schedule,
+        })
     }
 }
 
@@ -165,14 +188,23 @@ fn standard_days_to_names(field: &str) -> Result<String, String> {
     if days.iter().all(|d| *d) {
         return Ok("*".to_owned());
     }
-    let names: Vec<&str> = DAYS.iter().zip(days).filter(|(_, on)| *on).map(|(name, _)| *name).collect();
+    let names: Vec<&str> = DAYS
+        .iter()
+        .zip(days)
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect();
     Ok(names.join(","))
 }
 
 /// A day in standard numbering, 0–7 (7 is Sunday again), or a three-letter name.
 fn day_number(s: &str, field: &str) -> Result<usize, String> {
     if let Ok(n) = s.parse::<usize>() {
-        return if n <= 7 { Ok(n) } else { Err(format!("day {n} in \"{field}\" is not 0–7")) };
+        return if n <= 7 {
+            Ok(n)
+        } else {
+            Err(format!("day {n} in \"{field}\" is not 0–7"))
+        };
     }
     DAYS.iter()
         .position(|name| name.eq_ignore_ascii_case(s))
@@ -187,7 +219,10 @@ impl fmt::Display for Cron {
 
 impl<'de> serde::Deserialize<'de> for Cron {
     fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-        deserialize_from_str(de, "a cron expression such as \"0 30 1 * * *\" or \"@daily\"")
+        deserialize_from_str(
+            de,
+            "a cron expression such as \"0 30 1 * * *\" or \"@daily\"",
+        )
     }
 }
 
@@ -240,7 +275,10 @@ mod tests {
         // "1-5" in standard cron is Monday to Friday: no run may fall on a weekend.
         let cron: Cron = "0 22 * * 1-5".parse().unwrap();
         for run in cron.schedule().upcoming(chrono::Utc).take(10) {
-            assert!(!matches!(run.weekday(), Weekday::Sat | Weekday::Sun), "{run}");
+            assert!(
+                !matches!(run.weekday(), Weekday::Sat | Weekday::Sun),
+                "{run}"
+            );
         }
     }
 
@@ -252,16 +290,22 @@ mod tests {
             ("0 0 0 0 0 0 0 0", "has 8 fields"),
             ("@dialy", "unknown cron macro \"@dialy\""),
             ("@reboot", "unknown cron macro \"@reboot\""),
-            ("0 30 1 * * 1-5", "numbers the days of the week (\"1-5\"), which is ambiguous"),
+            (
+                "0 30 1 * * 1-5",
+                "numbers the days of the week (\"1-5\"), which is ambiguous",
+            ),
             ("61 1 * * *", "invalid cron expression \"61 1 * * *\""),
-            ("0 25 * * * *", "invalid cron expression \"0 25 * * * *\""),
+            ("0 0 25 * * *", "invalid cron expression \"0 0 25 * * *\""),
             ("0 2 * * 8", "day 8 in \"8\" is not 0–7"),
             ("0 2 * * 5-1", "runs backwards"),
             ("0 2 * * xyz1", "is not a day of the week"),
             ("daily at 2", "has 3 fields"),
         ];
         for (input, part) in cases {
-            let err = input.parse::<Cron>().map(|c| c.expression().to_owned()).unwrap_err();
+            let err = input
+                .parse::<Cron>()
+                .map(|c| c.expression().to_owned())
+                .unwrap_err();
             let (message, _) = split_hint(&err);
             assert!(message.contains(part), "{input}: {message}");
         }

@@ -37,7 +37,10 @@ pub fn check_id(s: &str) -> Result<(), IdError> {
         Some(_) => {}
     }
     if let Some(ch) = chars.find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return Err(IdError::BadChar { id: s.to_owned(), ch });
+        return Err(IdError::BadChar {
+            id: s.to_owned(),
+            ch,
+        });
     }
     if s.len() > MAX_ID_LEN {
         return Err(IdError::TooLong(s.to_owned()));
@@ -67,8 +70,7 @@ macro_rules! id_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(de)?;
-                s.parse().map_err(serde::de::Error::custom)
+                super::types::deserialize_from_str(de, "an id such as \"linfen-finance\"")
             }
         }
 
@@ -127,10 +129,28 @@ mod tests {
             ("", Err(IdError::Empty)),
             ("-x", Err(IdError::BadStart("-x".into()))),
             (".hidden", Err(IdError::BadStart(".hidden".into()))),
-            ("a b", Err(IdError::BadChar { id: "a b".into(), ch: ' ' })),
-            ("a/b", Err(IdError::BadChar { id: "a/b".into(), ch: '/' })),
+            (
+                "a b",
+                Err(IdError::BadChar {
+                    id: "a b".into(),
+                    ch: ' ',
+                }),
+            ),
+            (
+                "a/b",
+                Err(IdError::BadChar {
+                    id: "a/b".into(),
+                    ch: '/',
+                }),
+            ),
             ("临汾", Err(IdError::BadStart("临汾".into()))),
-            ("linfen临汾", Err(IdError::BadChar { id: "linfen临汾".into(), ch: '临' })),
+            (
+                "linfen临汾",
+                Err(IdError::BadChar {
+                    id: "linfen临汾".into(),
+                    ch: '临',
+                }),
+            ),
             (&too_long, Err(IdError::TooLong(too_long.clone()))),
         ];
         for (input, want) in cases {

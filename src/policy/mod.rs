@@ -1,70 +1,172 @@
-//! Policy-as-code: tiers, sites, repositories and systems loaded from TOML and validated as a whole.
+//! Policy-as-code: tiers, sites, repositories and systems loaded from a directory of TOML files
+//! and validated as a whole.
+//!
+//! [`load_dir`] and [`load_files`] return either a [`Policy`], in which every value is typed and
+//! every reference resolves, or a [`PolicyReport`] listing *every* problem with file, line,
+//! column, key path and a hint. The pipeline is `load` (files → typed entries, one problem per
+//! bad key) then `validate` (rules across keys and entries); `render` prints a loaded policy.
+//!
+//! This module reads policy files and nothing else: it resolves no secret, opens no repository,
+//! reads no clock and never puts a secret-looking value into a message.
 
 mod cron;
 mod ids;
+mod load;
 mod model;
 mod problem;
+mod render;
 mod repo_url;
 mod types;
-
-pub use cron::Cron;
-pub use ids::{IdError, RepoId, SiteId, SystemId, TierId};
-pub use model::{Hook, HookWhen, JobKind, Location, OffsiteClass, Repository, Retention, Schedule, Site, SiteRole, System, Tier};
-pub use problem::{Problem, PolicyReport};
-pub use repo_url::{RepoUrl, StorageKind};
-pub use types::{AbsPath, Argv, Duration, Glob, HttpUrl, TimeZone};
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, serde::Serialize)]
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use cron::Cron;
+pub use ids::{IdError, MAX_ID_LEN, RepoId, SiteId, SystemId, TierId};
+pub use model::{
+    Hook, HookWhen, JobKind, Location, OffsiteClass, Repository, Retention, Schedule, Site,
+    SiteRole, System, Tier,
+};
+pub use problem::{PolicyReport, Problem};
+pub use repo_url::{RepoUrl, StorageKind};
+pub use types::{AbsPath, Argv, Duration, Glob, HttpUrl, TimeZone, ZSTD_LEVELS};
+
+/// A validated policy. Built only by the loader, so every reference in it resolves: a system's
+/// site, tier, repositories and dependencies are all present.
+#[derive(Debug, Clone, Serialize)]
 pub struct Policy {
     pub tiers: BTreeMap<TierId, Tier>,
     pub sites: BTreeMap<SiteId, Site>,
     pub repositories: BTreeMap<RepoId, Repository>,
     pub systems: BTreeMap<SystemId, System>,
+    /// sha256 (hex) of the normalised policy JSON (the four maps above, without the digest):
+    /// equal policies have equal digests however their files are split or spelled.
     pub digest: String,
 }
 
-impl Policy {
-    pub fn system(&self, id: &str) -> Option<&System> { self.systems.get(id) }
-    pub fn repository(&self, id: &str) -> Option<&Repository> { self.repositories.get(id) }
-    pub fn repositories_of(&self, s: &System) -> Vec<&Repository> { s.repositories.iter().map(|r| &self.repositories[r]).collect() }
-    pub fn render_text(&self) -> String { String::new() }
+/// What the digest covers: the policy without its digest.
+#[derive(Serialize)]
+struct Normalised<'p> {
+    tiers: &'p BTreeMap<TierId, Tier>,
+    sites: &'p BTreeMap<SiteId, Site>,
+    repositories: &'p BTreeMap<RepoId, Repository>,
+    systems: &'p BTreeMap<SystemId, System>,
 }
 
-impl PolicyReport { pub fn problems_json(&self) -> serde_json::Value { serde_json::Value::Null } }
-
-pub fn load_dir(_dir: &Path) -> Result<Policy, PolicyReport> { Err(PolicyReport { problems: vec![] }) }
-pub fn load_files(_files: &[PathBuf]) -> Result<Policy, PolicyReport> { Err(PolicyReport { problems: vec![] }) }
-
-#[cfg(test)]
-mod experiment {
-    #[test]
-    fn spans() {
-        let text = "[systems.a]\nname = \"x\"\npaths = [\"/a\", 5]\n[[systems.a.schedules]]\njob = \"backup\"\n[[systems.a.schedules]]\njob = \"copy\"\ncron = \"x\"\n[systems.a.retention]\nkeep-daily = 3\n[tiers]\nT1 = { name = 1 }\n";
-        let doc = toml::de::DeTable::parse(text).unwrap();
-        fn dump(v: &toml::de::DeValue, depth: usize, text: &str) {
-            if let Some(t) = v.as_table() {
-                for (k, v) in t.iter() {
-                    println!("{:w$}key {:?} {:?} -> value {:?} {:?}", "", k.get_ref(), k.span(), v.span(), &text[v.span()].chars().take(30).collect::<String>(), w = depth * 2);
-                    dump(v.get_ref(), depth + 1, text);
-                }
-            } else if let Some(a) = v.as_array() {
-                for e in a.iter() {
-                    println!("{:w$}elem {:?} {:?}", "", e.span(), &text[e.span()].chars().take(30).collect::<String>(), w = depth * 2);
-                    dump(e.get_ref(), depth + 1, text);
-                }
-            }
+impl Policy {
+    fn new(parsed: load::Parsed) -> Self {
+        let load::Parsed {
+            tiers,
+            sites,
+            repositories,
+            systems,
+            ..
+        } = parsed;
+        let normalised = Normalised {
+            tiers: &tiers,
+            sites: &sites,
+            repositories: &repositories,
+            systems: &systems,
+        };
+        // Serialising maps of plain data to JSON cannot fail; an empty digest would show if it did.
+        let json = serde_json::to_vec(&normalised).unwrap_or_default();
+        let digest = hex::encode(Sha256::digest(&json));
+        Policy {
+            tiers,
+            sites,
+            repositories,
+            systems,
+            digest,
         }
-        println!("root {:?}", doc.span());
-        dump(&toml::de::DeValue::Table(doc.get_ref().clone()), 0, text);
-        #[derive(Debug, serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct S { name: String, paths: Vec<String>, zz: u8 }
-        let sys = doc.get_ref().get("systems").unwrap().get_ref().as_table().unwrap().get("a").unwrap().clone();
-        let err = <S as serde::Deserialize>::deserialize(toml::de::ValueDeserializer::from(sys.clone())).unwrap_err();
-        println!("err {:?} {:?}", err.message(), err.span());
-        panic!();
+    }
+
+    pub fn system(&self, id: &str) -> Option<&System> {
+        self.systems.get(id)
+    }
+
+    pub fn repository(&self, id: &str) -> Option<&Repository> {
+        self.repositories.get(id)
+    }
+
+    /// The system's tier. Panics if `s` is not from this policy (in a loaded policy every
+    /// system's tier exists).
+    pub fn tier_of(&self, s: &System) -> &Tier {
+        &self.tiers[&s.tier]
+    }
+
+    /// The system's site. Panics if `s` is not from this policy.
+    pub fn site_of(&self, s: &System) -> &Site {
+        &self.sites[&s.site]
+    }
+
+    /// The system's repositories in copy-chain order (backups go to the first). Panics if `s`
+    /// is not from this policy.
+    pub fn repositories_of(&self, s: &System) -> Vec<&Repository> {
+        s.repositories
+            .iter()
+            .map(|id| &self.repositories[id])
+            .collect()
+    }
+
+    /// The normalised human listing for `lifeboat policy show`.
+    pub fn render_text(&self) -> String {
+        render::render(self)
+    }
+}
+
+impl PolicyReport {
+    /// The problems as JSON objects (`file`, `line`, `column`, `key_path`, `message`, `hint`),
+    /// for `--json` output.
+    pub fn problems_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.problems
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "file": p.file.display().to_string(),
+                        "line": p.line,
+                        "column": p.column,
+                        "key_path": p.key_path,
+                        "message": p.message,
+                        "hint": p.hint,
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Loads every `*.toml` file under `dir`, recursively, in sorted order (hidden files and
+/// directories are skipped). File names in problems are `dir` joined with the file's path.
+/// Given a file instead of a directory, loads that file.
+pub fn load_dir(dir: &Path) -> Result<Policy, PolicyReport> {
+    if dir.is_file() {
+        return load_files(&[dir.to_path_buf()]);
+    }
+    let mut problems = Vec::new();
+    let files = load::find_files(dir, &mut problems);
+    if !problems.is_empty() {
+        return Err(PolicyReport::new(problems));
+    }
+    load_files(&files)
+}
+
+/// Loads the given files as one policy. Entries may be spread over the files in any way; an id
+/// defined twice is a problem.
+pub fn load_files(files: &[PathBuf]) -> Result<Policy, PolicyReport> {
+    let mut problems = Vec::new();
+    let sources = load::read_files(files, &mut problems);
+    let documents = load::parse_files(&sources, &mut problems);
+    let entries = load::Entries::collect(&sources, &documents, &mut problems);
+    let parsed = load::deserialize_all(&sources, &entries, &mut problems);
+    validate::check(&sources, &entries, &parsed, &mut problems);
+    if problems.is_empty() {
+        Ok(Policy::new(parsed))
+    } else {
+        Err(PolicyReport::new(problems))
     }
 }

@@ -307,10 +307,15 @@ pub struct Retention {
 impl Retention {
     /// True if any rule keeps something.
     pub fn keeps_anything(&self) -> bool {
-        [self.keep_last, self.keep_hourly, self.keep_daily, self.keep_weekly]
-            .into_iter()
-            .chain([self.keep_monthly, self.keep_quarterly, self.keep_yearly])
-            .any(|n| n.is_some_and(|n| n > 0))
+        [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+        ]
+        .into_iter()
+        .chain([self.keep_monthly, self.keep_quarterly, self.keep_yearly])
+        .any(|n| n.is_some_and(|n| n > 0))
             || self.keep_within.is_some()
     }
 }
@@ -353,7 +358,8 @@ impl fmt::Display for HookWhen {
 }
 
 /// The keys each kind of entry must have; the loader reports every missing one at once (serde
-/// stops at the first). A test checks these lists against the structs above.
+/// stops at the first). A test checks these lists against the structs above and the
+/// placeholders below.
 pub(crate) const TIER_REQUIRED: &[&str] = &[
     "name",
     "rpo",
@@ -370,13 +376,78 @@ pub(crate) const TIER_REQUIRED: &[&str] = &[
 ];
 pub(crate) const SITE_REQUIRED: &[&str] = &["name", "role", "region", "timezone"];
 pub(crate) const REPOSITORY_REQUIRED: &[&str] = &["url", "location", "password"];
-pub(crate) const SYSTEM_REQUIRED: &[&str] =
-    &["name", "department", "site", "host", "tier", "paths", "repositories", "retention"];
+pub(crate) const SYSTEM_REQUIRED: &[&str] = &[
+    "name",
+    "department",
+    "site",
+    "host",
+    "tier",
+    "paths",
+    "repositories",
+    "retention",
+];
+
+/// Stand-ins for missing or broken required keys, one table per kind of entry (TOML text).
+/// With them an incomplete entry still deserialises, so that the rest of it (its references,
+/// its hooks …) is checked too; `validate` skips every check that reads a stand-in, and a
+/// policy with a stand-in is never returned, since the missing key is already a problem.
+pub(crate) const TIER_PLACEHOLDERS: &str = r#"
+name = "(missing)"
+rpo = "1s"
+rto-it = "1s"
+rto-business = "1s"
+copies = 1
+media = 1
+offsite = 0
+immutable = 0
+drill-every = "1s"
+restore-test-every = "1s"
+check-every = "1s"
+read-data-window = "1s"
+"#;
+pub(crate) const SITE_PLACEHOLDERS: &str = r#"
+name = "(missing)"
+role = "branch"
+region = "(missing)"
+timezone = "UTC"
+"#;
+pub(crate) const REPOSITORY_PLACEHOLDERS: &str = r#"
+url = "/"
+location = "local"
+password = { env = "MISSING" }
+"#;
+pub(crate) const SYSTEM_PLACEHOLDERS: &str = r#"
+name = "(missing)"
+department = "(missing)"
+site = "missing"
+host = "(missing)"
+tier = "missing"
+paths = ["/"]
+repositories = []
+retention = { keep-last = 1 }
+"#;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde::de::DeserializeOwned;
+
+    #[test]
+    fn placeholders_cover_exactly_the_required_keys() {
+        fn check<T: DeserializeOwned + fmt::Debug>(placeholders: &str, required: &[&str]) {
+            let table: toml::Table = toml::from_str(placeholders).unwrap();
+            let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+            let mut want = required.to_vec();
+            keys.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(keys, want);
+            toml::from_str::<T>(&format!("id = \"x\"\n{placeholders}")).unwrap();
+        }
+        check::<Tier>(TIER_PLACEHOLDERS, TIER_REQUIRED);
+        check::<Site>(SITE_PLACEHOLDERS, SITE_REQUIRED);
+        check::<Repository>(REPOSITORY_PLACEHOLDERS, REPOSITORY_REQUIRED);
+        check::<System>(SYSTEM_PLACEHOLDERS, SYSTEM_REQUIRED);
+    }
 
     const TIER: &str = r#"id = "T1"
 name = "Important"
@@ -416,12 +487,23 @@ retention = { keep-daily = 7 }"#;
         toml::from_str::<T>(minimal).unwrap_or_else(|e| panic!("minimal entry: {e}"));
         for line in minimal.lines().filter(|l| !l.starts_with("id =")) {
             let key = line.split(" = ").next().unwrap_or_default();
-            let without: String = minimal.lines().filter(|l| *l != line).collect::<Vec<_>>().join("\n");
+            let without: String = minimal
+                .lines()
+                .filter(|l| *l != line)
+                .collect::<Vec<_>>()
+                .join("\n");
             let result = toml::from_str::<T>(&without);
-            assert_eq!(result.is_err(), required.contains(&key), "{key}: {result:?}");
+            assert_eq!(
+                result.is_err(),
+                required.contains(&key),
+                "{key}: {result:?}"
+            );
         }
         for key in required {
-            assert!(minimal.lines().any(|l| l.starts_with(&format!("{key} ="))), "{key} missing from the minimal entry");
+            assert!(
+                minimal.lines().any(|l| l.starts_with(&format!("{key} ="))),
+                "{key} missing from the minimal entry"
+            );
         }
     }
 
@@ -436,12 +518,20 @@ retention = { keep-daily = 7 }"#;
     #[test]
     fn defaults_table() {
         let r: Repository = toml::from_str(REPOSITORY).unwrap();
-        assert_eq!((r.immutable, r.compression, r.max_retries, r.allow_http), (false, 3, 10, false));
+        assert_eq!(
+            (r.immutable, r.compression, r.max_retries, r.allow_http),
+            (false, 3, 10, false)
+        );
         assert_eq!(r.request_timeout.to_string(), "10m");
         let t: Tier = toml::from_str(TIER).unwrap();
         assert_eq!(t.offsite_class, OffsiteClass::SameCity);
         let s: System = toml::from_str(SYSTEM).unwrap();
-        assert!(s.excludes.is_empty() && s.depends_on.is_empty() && s.schedules.is_empty() && s.hooks.is_empty());
+        assert!(
+            s.excludes.is_empty()
+                && s.depends_on.is_empty()
+                && s.schedules.is_empty()
+                && s.hooks.is_empty()
+        );
     }
 
     #[test]

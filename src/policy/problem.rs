@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// One thing wrong with the policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     /// The file as it was given to the loader (relative paths stay relative).
     pub file: PathBuf,
@@ -44,7 +44,7 @@ impl fmt::Display for Problem {
 /// when anything is wrong; never empty when returned by the loader.
 ///
 /// [`Policy`]: super::Policy
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 pub struct PolicyReport {
     pub problems: Vec<Problem>,
 }
@@ -101,12 +101,6 @@ impl KeyPath {
         KeyPath(segs)
     }
 
-    pub(crate) fn index(&self, index: usize) -> KeyPath {
-        let mut segs = self.0.clone();
-        segs.push(Seg::Index(index));
-        KeyPath(segs)
-    }
-
     pub(crate) fn join(&self, rel: &[Seg]) -> KeyPath {
         let mut segs = self.0.clone();
         segs.extend_from_slice(rel);
@@ -131,8 +125,13 @@ impl fmt::Display for KeyPath {
                         f.write_str(".")?;
                     }
                     let bare = !k.is_empty()
-                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-                    if bare { f.write_str(k)? } else { write!(f, "{k:?}")? }
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                    if bare {
+                        f.write_str(k)?
+                    } else {
+                        write!(f, "{k:?}")?
+                    }
                 }
                 Seg::Index(n) => write!(f, "[{n}]")?,
             }
@@ -175,15 +174,36 @@ impl SourceFile {
             line,
             column,
             key_path: key_path.to_string(),
-            message: message.into(),
-            hint,
+            message: one_line(&message.into()),
+            hint: hint.map(|h| one_line(&h)),
         }
     }
 
     /// A problem about the whole file (it could not be read, or is not TOML).
-    pub(crate) fn file_problem(path: &Path, line: usize, column: usize, message: String) -> Problem {
-        Problem { file: path.to_path_buf(), line, column, key_path: String::new(), message, hint: None }
+    pub(crate) fn file_problem(
+        path: &Path,
+        line: usize,
+        column: usize,
+        message: String,
+    ) -> Problem {
+        Problem {
+            file: path.to_path_buf(),
+            line,
+            column,
+            key_path: String::new(),
+            message,
+            hint: None,
+        }
     }
+}
+
+/// A report has one line per message and per hint, whatever a library put in its error text.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Separates a message from its hint inside a serde error string, whose only payload is text.
@@ -221,7 +241,10 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The candidate closest to `word`, if it is close enough to be a plausible typo: at most a third
 /// of the word's length away (and at least one edit allowed), case-insensitively.
-pub(crate) fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn closest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let lower = word.to_lowercase();
     let limit = (word.chars().count() / 3).max(1);
     candidates
@@ -233,7 +256,10 @@ pub(crate) fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c s
 }
 
 /// `did you mean "x"?` for the closest candidate, if any.
-pub(crate) fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<String> {
+pub(crate) fn did_you_mean<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<String> {
     closest(word, candidates).map(|c| format!("did you mean \"{c}\"?"))
 }
 
@@ -261,7 +287,14 @@ mod tests {
 
     #[test]
     fn suggestions_table() {
-        let keys = ["schedules", "site", "paths", "retention", "repositories", "depends-on"];
+        let keys = [
+            "schedules",
+            "site",
+            "paths",
+            "retention",
+            "repositories",
+            "depends-on",
+        ];
         let cases = [
             ("shedules", Some("schedules")),
             ("Paths", Some("paths")),
@@ -274,22 +307,44 @@ mod tests {
         for (word, want) in cases {
             assert_eq!(closest(word, keys), want, "{word}");
         }
-        assert_eq!(did_you_mean("sit", keys).as_deref(), Some("did you mean \"site\"?"));
+        assert_eq!(
+            did_you_mean("sit", keys).as_deref(),
+            Some("did you mean \"site\"?")
+        );
     }
 
     #[test]
     fn key_paths_print_like_toml() {
-        let p = KeyPath::default().key("systems").key("linfen-finance").key("schedules").index(1).key("cron");
+        let p = KeyPath::default()
+            .key("systems")
+            .key("linfen-finance")
+            .join(&[Seg::Key("schedules".into()), Seg::Index(1)])
+            .key("cron");
         assert_eq!(p.to_string(), "systems.linfen-finance.schedules[1].cron");
-        let q = KeyPath::default().key("systems").key("a.b").key("env").key("PG PASS");
+        let q = KeyPath::default()
+            .key("systems")
+            .key("a.b")
+            .key("env")
+            .key("PG PASS");
         assert_eq!(q.to_string(), "systems.\"a.b\".env.\"PG PASS\"");
         assert_eq!(p.last_key(), Some("cron"));
     }
 
     #[test]
     fn line_and_column_count_characters() {
-        let f = SourceFile { path: "p.toml".into(), text: "a = 1\nname = \"临汾\" x\n".into() };
-        let cases = [(0, (1, 1)), (4, (1, 5)), (6, (2, 1)), (13, (2, 8)), (20, (2, 11)), (22, (2, 13)), (999, (3, 1))];
+        let f = SourceFile {
+            path: "p.toml".into(),
+            text: "a = 1\nname = \"临汾\" x\n".into(),
+        };
+        let cases = [
+            (0, (1, 1)),
+            (4, (1, 5)),
+            (6, (2, 1)),
+            (13, (2, 8)),
+            (20, (2, 11)),
+            (22, (2, 13)),
+            (999, (3, 1)),
+        ];
         for (offset, want) in cases {
             assert_eq!(f.line_col(offset), want, "offset {offset}");
         }
@@ -305,16 +360,32 @@ mod tests {
             message: msg.into(),
             hint: None,
         };
-        let report = PolicyReport::new(vec![p("b.toml", 1, 1, "x"), p("a.toml", 9, 1, "y"), p("a.toml", 2, 5, "z")]);
+        let report = PolicyReport::new(vec![
+            p("b.toml", 1, 1, "x"),
+            p("a.toml", 9, 1, "y"),
+            p("a.toml", 2, 5, "z"),
+        ]);
         let text = report.to_string();
-        assert_eq!(text, "a.toml:2:5: k: z\na.toml:9:1: k: y\nb.toml:1:1: k: x\n3 problems in 2 files");
-        let one = PolicyReport::new(vec![Problem { hint: Some("do this".into()), ..p("a.toml", 1, 2, "bad") }]);
-        assert_eq!(one.to_string(), "a.toml:1:2: k: bad\n  hint: do this\n1 problem in 1 file");
+        assert_eq!(
+            text,
+            "a.toml:2:5: k: z\na.toml:9:1: k: y\nb.toml:1:1: k: x\n3 problems in 2 files"
+        );
+        let one = PolicyReport::new(vec![Problem {
+            hint: Some("do this".into()),
+            ..p("a.toml", 1, 2, "bad")
+        }]);
+        assert_eq!(
+            one.to_string(),
+            "a.toml:1:2: k: bad\n  hint: do this\n1 problem in 1 file"
+        );
     }
 
     #[test]
     fn hints_travel_inside_error_text() {
-        assert_eq!(split_hint(&with_hint("bad", "fix it")), ("bad".into(), Some("fix it".into())));
+        assert_eq!(
+            split_hint(&with_hint("bad", "fix it")),
+            ("bad".into(), Some("fix it".into()))
+        );
         assert_eq!(split_hint("plain"), ("plain".into(), None));
     }
 }

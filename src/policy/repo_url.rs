@@ -79,21 +79,33 @@ impl FromStr for RepoUrl {
         }
         let Some((scheme, _)) = s.split_once("://") else {
             return Err(with_hint(
-                format!("\"{s}\" is neither an absolute path nor a URL; a local repository path must be absolute"),
+                format!(
+                    "\"{s}\" is neither an absolute path nor a URL; a local repository path must be absolute"
+                ),
                 FORMS_HINT,
             ));
         };
         let scheme = scheme.to_ascii_lowercase();
         if !matches!(scheme.as_str(), "file" | "s3" | "gs" | "az") {
-            return Err(with_hint(format!("unsupported URL scheme \"{scheme}\""), FORMS_HINT));
+            return Err(with_hint(
+                format!("unsupported URL scheme \"{scheme}\""),
+                FORMS_HINT,
+            ));
         }
         // From here on the text may hold credentials: never echo it. Check for dot segments
         // before the URL parser silently resolves them.
         let rest = &s[scheme.len() + 3..];
-        if rest.split(['/', '?', '#']).skip(1).any(|part| part == "." || part == "..") {
-            return Err(format!("a {scheme}:// URL must not contain \".\" or \"..\" segments"));
+        if rest
+            .split(['/', '?', '#'])
+            .skip(1)
+            .any(|part| part == "." || part == "..")
+        {
+            return Err(format!(
+                "a {scheme}:// URL must not contain \".\" or \"..\" segments"
+            ));
         }
-        let url = url::Url::parse(s).map_err(|e| with_hint(format!("invalid {scheme}:// URL: {e}"), FORMS_HINT))?;
+        let url = url::Url::parse(s)
+            .map_err(|e| with_hint(format!("invalid {scheme}:// URL: {e}"), FORMS_HINT))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(with_hint(
                 "the repository URL contains a user name or password: inline secrets are not allowed",
@@ -112,9 +124,14 @@ impl FromStr for RepoUrl {
         }
         if scheme == "file" {
             if !matches!(url.host_str(), None | Some("") | Some("localhost")) {
-                return Err(with_hint("a file:// URL must not name a host", "write file:///absolute/path"));
+                return Err(with_hint(
+                    "a file:// URL must not name a host",
+                    "write file:///absolute/path",
+                ));
             }
-            let path = url.to_file_path().map_err(|()| with_hint("invalid file:// URL", FORMS_HINT))?;
+            let path = url
+                .to_file_path()
+                .map_err(|()| with_hint("invalid file:// URL", FORMS_HINT))?;
             return Ok(RepoUrl::Local(path));
         }
         if url.port().is_some() {
@@ -124,20 +141,29 @@ impl FromStr for RepoUrl {
             ));
         }
         let bucket = url.host_str().unwrap_or("").to_owned();
-        let what = if scheme == "az" { "container" } else { "bucket" };
+        let what = if scheme == "az" {
+            "container"
+        } else {
+            "bucket"
+        };
         check_bucket(&bucket, what, &scheme)?;
         let prefix = url.path().trim_matches('/').to_owned();
         Ok(match scheme.as_str() {
             "s3" => RepoUrl::S3 { bucket, prefix },
             "gs" => RepoUrl::Gcs { bucket, prefix },
-            _ => RepoUrl::Azure { container: bucket, prefix },
+            _ => RepoUrl::Azure {
+                container: bucket,
+                prefix,
+            },
         })
     }
 }
 
 fn local_path(path: &str) -> Result<RepoUrl, String> {
     if path.split('/').any(|part| part == "..") {
-        return Err(format!("local repository path \"{path}\" must not contain \"..\""));
+        return Err(format!(
+            "local repository path \"{path}\" must not contain \"..\""
+        ));
     }
     Ok(RepoUrl::Local(PathBuf::from(path)))
 }
@@ -146,10 +172,16 @@ fn local_path(path: &str) -> Result<RepoUrl, String> {
 /// buckets), starting and ending with a letter or digit. Common to S3, GCS and Azure.
 fn check_bucket(name: &str, what: &str, scheme: &str) -> Result<(), String> {
     if name.is_empty() {
-        return Err(with_hint(format!("the {scheme}:// URL has no {what} name"), FORMS_HINT));
+        return Err(with_hint(
+            format!("the {scheme}:// URL has no {what} name"),
+            FORMS_HINT,
+        ));
     }
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (c == '.' && what == "bucket");
-    let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let allowed = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (c == '.' && what == "bucket")
+    };
+    let ends_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if !(3..=63).contains(&name.len()) || !name.chars().all(allowed) || !ends_ok {
         return Err(format!(
             "\"{name}\" is not a valid {what} name: use 3 to 63 lowercase letters, digits{} and '-'",
@@ -167,7 +199,11 @@ impl fmt::Display for RepoUrl {
             RepoUrl::Gcs { bucket, prefix } => ("gs", bucket, prefix),
             RepoUrl::Azure { container, prefix } => ("az", container, prefix),
         };
-        if prefix.is_empty() { write!(f, "{scheme}://{bucket}") } else { write!(f, "{scheme}://{bucket}/{prefix}") }
+        if prefix.is_empty() {
+            write!(f, "{scheme}://{bucket}")
+        } else {
+            write!(f, "{scheme}://{bucket}/{prefix}")
+        }
     }
 }
 
@@ -189,21 +225,66 @@ mod tests {
     use crate::policy::problem::split_hint;
 
     fn s3(bucket: &str, prefix: &str) -> RepoUrl {
-        RepoUrl::S3 { bucket: bucket.into(), prefix: prefix.into() }
+        RepoUrl::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
     }
 
     #[test]
     fn accepted_forms_table() {
         let cases = [
-            ("/var/lib/lifeboat/repos/linfen", RepoUrl::Local("/var/lib/lifeboat/repos/linfen".into()), "/var/lib/lifeboat/repos/linfen"),
-            ("file:///var/lib/lifeboat/repos/x", RepoUrl::Local("/var/lib/lifeboat/repos/x".into()), "/var/lib/lifeboat/repos/x"),
-            ("file://localhost/srv/r", RepoUrl::Local("/srv/r".into()), "/srv/r"),
-            ("s3://lifeboat-offsite/linfen", s3("lifeboat-offsite", "linfen"), "s3://lifeboat-offsite/linfen"),
-            ("s3://lifeboat-offsite/a/b/", s3("lifeboat-offsite", "a/b"), "s3://lifeboat-offsite/a/b"),
-            ("s3://lifeboat-offsite", s3("lifeboat-offsite", ""), "s3://lifeboat-offsite"),
-            ("S3://backups.dc/x", s3("backups.dc", "x"), "s3://backups.dc/x"),
-            ("gs://bank-dr/yuncheng", RepoUrl::Gcs { bucket: "bank-dr".into(), prefix: "yuncheng".into() }, "gs://bank-dr/yuncheng"),
-            ("az://restic/linfen", RepoUrl::Azure { container: "restic".into(), prefix: "linfen".into() }, "az://restic/linfen"),
+            (
+                "/var/lib/lifeboat/repos/linfen",
+                RepoUrl::Local("/var/lib/lifeboat/repos/linfen".into()),
+                "/var/lib/lifeboat/repos/linfen",
+            ),
+            (
+                "file:///var/lib/lifeboat/repos/x",
+                RepoUrl::Local("/var/lib/lifeboat/repos/x".into()),
+                "/var/lib/lifeboat/repos/x",
+            ),
+            (
+                "file://localhost/srv/r",
+                RepoUrl::Local("/srv/r".into()),
+                "/srv/r",
+            ),
+            (
+                "s3://lifeboat-offsite/linfen",
+                s3("lifeboat-offsite", "linfen"),
+                "s3://lifeboat-offsite/linfen",
+            ),
+            (
+                "s3://lifeboat-offsite/a/b/",
+                s3("lifeboat-offsite", "a/b"),
+                "s3://lifeboat-offsite/a/b",
+            ),
+            (
+                "s3://lifeboat-offsite",
+                s3("lifeboat-offsite", ""),
+                "s3://lifeboat-offsite",
+            ),
+            (
+                "S3://backups.dc/x",
+                s3("backups.dc", "x"),
+                "s3://backups.dc/x",
+            ),
+            (
+                "gs://bank-dr/yuncheng",
+                RepoUrl::Gcs {
+                    bucket: "bank-dr".into(),
+                    prefix: "yuncheng".into(),
+                },
+                "gs://bank-dr/yuncheng",
+            ),
+            (
+                "az://restic/linfen",
+                RepoUrl::Azure {
+                    container: "restic".into(),
+                    prefix: "linfen".into(),
+                },
+                "az://restic/linfen",
+            ),
         ];
         for (input, want, shown) in cases {
             let got: RepoUrl = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -220,12 +301,21 @@ mod tests {
             ("./repos", "must be absolute"),
             ("C:\\repos", "must be absolute"),
             ("sftp://host/repo", "unsupported URL scheme \"sftp\""),
-            ("https://s3.example/bucket", "unsupported URL scheme \"https\""),
+            (
+                "https://s3.example/bucket",
+                "unsupported URL scheme \"https\"",
+            ),
             ("rest:http://x", "unsupported URL scheme"),
             ("file:///srv/../etc", "must not contain"),
-            ("s3://AKIAEXAMPLE:hunter2@bucket/x", "inline secrets are not allowed"),
+            (
+                "s3://AKIAEXAMPLE:hunter2@bucket/x",
+                "inline secrets are not allowed",
+            ),
             ("s3://user@bucket/x", "inline secrets are not allowed"),
-            ("s3://bucket/x?region=us-east-1", "query strings are not allowed"),
+            (
+                "s3://bucket/x?region=us-east-1",
+                "query strings are not allowed",
+            ),
             ("s3://bucket/x#frag", "fragments"),
             ("s3:///prefix", "has no bucket name"),
             ("s3://bucket:9000/x", "has no port"),
@@ -239,13 +329,22 @@ mod tests {
             let err = input.parse::<RepoUrl>().unwrap_err();
             let (message, _) = split_hint(&err);
             assert!(message.contains(part), "{input}: {message}");
-            assert!(!err.contains("hunter2"), "{input}: the error echoes a password: {err}");
+            assert!(
+                !err.contains("hunter2"),
+                "{input}: the error echoes a password: {err}"
+            );
         }
     }
 
     #[test]
     fn storage_kinds() {
-        assert_eq!("/r".parse::<RepoUrl>().unwrap().storage_kind(), StorageKind::LocalDisk);
-        assert_eq!("gs://abc/r".parse::<RepoUrl>().unwrap().storage_kind(), StorageKind::ObjectStore);
+        assert_eq!(
+            "/r".parse::<RepoUrl>().unwrap().storage_kind(),
+            StorageKind::LocalDisk
+        );
+        assert_eq!(
+            "gs://abc/r".parse::<RepoUrl>().unwrap().storage_kind(),
+            StorageKind::ObjectStore
+        );
     }
 }

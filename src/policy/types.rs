@@ -70,7 +70,11 @@ impl Duration {
 
     /// A duration of whole seconds; `None` for zero.
     pub const fn from_secs(secs: u64) -> Option<Self> {
-        if secs == 0 { None } else { Some(Duration(std::time::Duration::from_secs(secs))) }
+        if secs == 0 {
+            None
+        } else {
+            Some(Duration(std::time::Duration::from_secs(secs)))
+        }
     }
 
     pub fn as_std(self) -> std::time::Duration {
@@ -94,7 +98,9 @@ impl FromStr for Duration {
             )
         })?;
         if d.is_zero() {
-            return Err(format!("duration \"{s}\" is zero, which makes no sense here"));
+            return Err(format!(
+                "duration \"{s}\" is zero, which makes no sense here"
+            ));
         }
         Ok(Duration(d))
     }
@@ -134,7 +140,11 @@ pub(crate) fn non_empty<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Strin
             f.write_str("a non-empty string")
         }
         fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<String, E> {
-            if s.trim().is_empty() { Err(E::custom("must not be empty")) } else { Ok(s.to_owned()) }
+            if s.trim().is_empty() {
+                Err(E::custom("must not be empty"))
+            } else {
+                Ok(s.to_owned())
+            }
         }
     }
     de.deserialize_str(V)
@@ -185,7 +195,10 @@ impl FromStr for AbsPath {
                 "write the full path from the root, e.g. \"/srv/finance\"",
             ));
         }
-        if Path::new(s).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if Path::new(s)
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return Err(format!("path \"{s}\" contains \"..\"; write it without"));
         }
         Ok(AbsPath(PathBuf::from(s)))
@@ -203,7 +216,10 @@ from_str_serde!(AbsPath, "an absolute path");
 /// `deserialize_with` for lists of absolute paths: each element is checked as an [`AbsPath`]
 /// (so an error points at the one bad element) and kept as the `PathBuf` the engine takes.
 pub(crate) fn abs_paths<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<PathBuf>, D::Error> {
-    Ok(Vec::<AbsPath>::deserialize(de)?.into_iter().map(PathBuf::from).collect())
+    Ok(Vec::<AbsPath>::deserialize(de)?
+        .into_iter()
+        .map(PathBuf::from)
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,8 +256,12 @@ impl FromStr for Glob {
         if s.is_empty() {
             return Err("an exclude pattern must not be empty".into());
         }
-        let glob = globset::Glob::new(s).map_err(|e| format!("invalid glob \"{s}\": {}", e.kind()))?;
-        Ok(Glob { text: s.to_owned(), glob })
+        let glob =
+            globset::Glob::new(s).map_err(|e| format!("invalid glob \"{s}\": {}", e.kind()))?;
+        Ok(Glob {
+            text: s.to_owned(),
+            glob,
+        })
     }
 }
 
@@ -256,7 +276,10 @@ from_str_serde!(Glob, "a glob pattern such as \"*.tmp\"");
 /// `deserialize_with` for exclude lists: each pattern is checked as a [`Glob`] (so an error
 /// points at the one bad element), and kept as the string the backup engine takes.
 pub(crate) fn globs<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>, D::Error> {
-    Ok(Vec::<Glob>::deserialize(de)?.into_iter().map(|g| g.text).collect())
+    Ok(Vec::<Glob>::deserialize(de)?
+        .into_iter()
+        .map(|g| g.text)
+        .collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,14 +314,20 @@ impl FromStr for TimeZone {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match jiff::tz::TimeZone::get(s) {
-            Ok(tz) => Ok(TimeZone { name: s.to_owned(), tz }),
+            Ok(tz) => Ok(TimeZone {
+                name: s.to_owned(),
+                tz,
+            }),
             Err(_) => {
                 let db = jiff::tz::db();
                 let names: Vec<String> = db.available().map(|n| n.as_str().to_owned()).collect();
                 let message = format!("unknown time zone \"{s}\"");
                 match did_you_mean(s, names.iter().map(String::as_str)) {
                     Some(hint) => Err(with_hint(message, hint)),
-                    None => Err(with_hint(message, "use an IANA name such as \"Asia/Shanghai\"")),
+                    None => Err(with_hint(
+                        message,
+                        "use an IANA name such as \"Asia/Shanghai\"",
+                    )),
                 }
             }
         }
@@ -330,7 +359,12 @@ pub(crate) fn zstd_level<'de, D: serde::Deserializer<'de>>(de: D) -> Result<i32,
     impl serde::de::Visitor<'_> for V {
         type Value = i32;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "a zstd level from {} to {}", ZSTD_LEVELS.start(), ZSTD_LEVELS.end())
+            write!(
+                f,
+                "a zstd level from {} to {}",
+                ZSTD_LEVELS.start(),
+                ZSTD_LEVELS.end()
+            )
         }
         fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i32, E> {
             match i32::try_from(v) {
@@ -386,10 +420,14 @@ impl FromStr for HttpUrl {
             ));
         }
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(format!("endpoint \"{s}\" must be an http:// or https:// URL"));
+            return Err(format!(
+                "endpoint \"{s}\" must be an http:// or https:// URL"
+            ));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("endpoint \"{s}\" must not have a query or fragment"));
+            return Err(format!(
+                "endpoint \"{s}\" must not have a query or fragment"
+            ));
         }
         Ok(HttpUrl(url))
     }
@@ -524,12 +562,24 @@ mod tests {
 
     #[test]
     fn time_zones_table() {
-        assert_eq!("Asia/Shanghai".parse::<TimeZone>().unwrap().name(), "Asia/Shanghai");
+        assert_eq!(
+            "Asia/Shanghai".parse::<TimeZone>().unwrap().name(),
+            "Asia/Shanghai"
+        );
         assert!("UTC".parse::<TimeZone>().is_ok());
         let err = "Asia/Shangai".parse::<TimeZone>().unwrap_err();
-        assert_eq!(err, with_hint("unknown time zone \"Asia/Shangai\"", "did you mean \"Asia/Shanghai\"?"));
+        assert_eq!(
+            err,
+            with_hint(
+                "unknown time zone \"Asia/Shangai\"",
+                "did you mean \"Asia/Shanghai\"?"
+            )
+        );
         let err = "Mars/Olympus".parse::<TimeZone>().unwrap_err();
-        assert!(err.starts_with("unknown time zone \"Mars/Olympus\""), "{err}");
+        assert!(
+            err.starts_with("unknown time zone \"Mars/Olympus\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -538,7 +588,10 @@ mod tests {
             ("https://s3.dc.example.cn", Ok(())),
             ("http://10.1.2.3:9000", Ok(())),
             ("s3://bucket", Err("must be an http:// or https:// URL")),
-            ("https://user:pw@s3.example", Err("inline secrets are not allowed")),
+            (
+                "https://user:pw@s3.example",
+                Err("inline secrets are not allowed"),
+            ),
             ("https://s3.example/?x=1", Err("query")),
             ("not a url", Err("invalid endpoint URL")),
         ];
@@ -547,13 +600,18 @@ mod tests {
                 (Ok(_), Ok(())) => {}
                 (Err(e), Err(part)) => {
                     assert!(e.contains(part), "{input}: {e}");
-                    assert!(!e.contains("pw@"), "{input}: the error echoes a credential: {e}");
+                    assert!(
+                        !e.contains("pw@"),
+                        "{input}: the error echoes a credential: {e}"
+                    );
                 }
                 (got, _) => panic!("{input}: got {got:?}, want {want:?}"),
             }
         }
     }
 
+    /// Only whether each line parses matters; the fields are never read.
+    #[allow(dead_code)]
     #[derive(Debug, Deserialize)]
     struct Holder {
         #[serde(default, deserialize_with = "some_level")]
