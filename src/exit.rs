@@ -46,7 +46,9 @@ impl Exit {
             | E::NotInitialised { .. }
             | E::SnapshotNotFound { .. } => Exit::NotFound,
             E::Config { .. } => Exit::Policy,
-            E::Secret { .. } | E::WrongPassword { .. } | E::AccessDenied { .. } => Exit::Credentials,
+            E::Secret { .. } | E::WrongPassword { .. } | E::AccessDenied { .. } => {
+                Exit::Credentials
+            }
             E::Unreachable { .. } | E::Storage { .. } | E::Aborted { .. } => Exit::Unreachable,
             E::Integrity { .. } | E::VerifyFailed { .. } => Exit::Integrity,
             E::Hook { .. } => Exit::Hook,
@@ -68,7 +70,10 @@ impl Exit {
     /// The exit code for an error kind recorded in a run record (see `EngineError::kind`).
     pub fn of_kind(kind: &str) -> Exit {
         match kind {
-            "unknown-system" | "unknown-repository" | "repository-not-of-system" | "not-initialised"
+            "unknown-system"
+            | "unknown-repository"
+            | "repository-not-of-system"
+            | "not-initialised"
             | "snapshot-not-found" => Exit::NotFound,
             "config" => Exit::Policy,
             "password-source" | "wrong-password" | "access-denied" => Exit::Credentials,

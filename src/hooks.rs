@@ -37,7 +37,10 @@ pub async fn run_hooks(
 
 async fn run_hook(hook: &Hook, vars: &BTreeMap<String, String>) -> Result<(), HookFailure> {
     let program = hook.command.program().to_string();
-    let fail = |message: String| HookFailure { program: program.clone(), message };
+    let fail = |message: String| HookFailure {
+        program: program.clone(),
+        message,
+    };
     let mut cmd = Command::new(&program);
     cmd.args(hook.command.args())
         .envs(&hook.env)
@@ -58,7 +61,9 @@ async fn run_hook(hook: &Hook, vars: &BTreeMap<String, String>) -> Result<(), Ho
         secret_values.push(value.expose().to_string());
     }
     let started = std::time::Instant::now();
-    let mut child = cmd.spawn().map_err(|e| fail(format!("could not start: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| fail(format!("could not start: {e}")))?;
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let collect = async {
@@ -96,12 +101,18 @@ async fn run_hook(hook: &Hook, vars: &BTreeMap<String, String>) -> Result<(), Ho
             if status.success() {
                 Ok(())
             } else {
-                let mut tail = String::from_utf8_lossy(tail(&err, 300)).trim().replace('\n', " ");
+                let mut tail = String::from_utf8_lossy(tail(&err, 300))
+                    .trim()
+                    .replace('\n', " ");
                 // Hook output may echo a secret it was given (a connection string, say).
                 for secret in secret_values.iter().filter(|s| s.len() >= 4) {
                     tail = tail.replace(secret.as_str(), "<redacted>");
                 }
-                let detail = if tail.is_empty() { String::new() } else { format!(": {tail}") };
+                let detail = if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {tail}")
+                };
                 Err(fail(format!("failed ({status}){detail}")))
             }
         }

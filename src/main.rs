@@ -12,14 +12,19 @@ fn main() -> std::process::ExitCode {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_new(&cli.global.log).ok())
         .unwrap_or_else(|| EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.global.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Human => logs.init(),
     }
     // rustic_core blocks; it runs on tokio's blocking pool, and the storage adapter blocks on
     // this multi-threaded runtime's handle.
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

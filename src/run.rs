@@ -130,7 +130,11 @@ impl RunRecord {
     /// The run's outcome derived from its repositories: success when all succeeded, partial when
     /// some did, failed when none did (or when there were none and an error was recorded).
     pub fn derive_outcome(&self) -> Outcome {
-        let ok = self.repositories.iter().filter(|r| r.outcome == Outcome::Success).count();
+        let ok = self
+            .repositories
+            .iter()
+            .filter(|r| r.outcome == Outcome::Success)
+            .count();
         match (ok, self.repositories.len(), &self.error) {
             (_, 0, None) => Outcome::Success,
             (_, 0, Some(_)) => Outcome::Failed,
@@ -162,13 +166,28 @@ mod tests {
     #[test]
     fn outcome_follows_repositories() {
         let t = Timestamp::UNIX_EPOCH;
-        let err = RunError { kind: "x".into(), message: "y".into() };
+        let err = RunError {
+            kind: "x".into(),
+            message: "y".into(),
+        };
         let cases = [
             (vec![], None, Outcome::Success),
             (vec![], Some(err.clone()), Outcome::Failed),
-            (vec![Outcome::Success, Outcome::Success], None, Outcome::Success),
-            (vec![Outcome::Success, Outcome::Failed], None, Outcome::Partial),
-            (vec![Outcome::Failed, Outcome::Failed], None, Outcome::Failed),
+            (
+                vec![Outcome::Success, Outcome::Success],
+                None,
+                Outcome::Success,
+            ),
+            (
+                vec![Outcome::Success, Outcome::Failed],
+                None,
+                Outcome::Partial,
+            ),
+            (
+                vec![Outcome::Failed, Outcome::Failed],
+                None,
+                Outcome::Failed,
+            ),
             (vec![Outcome::Success], Some(err), Outcome::Partial),
         ];
         for (repos, error, expected) in cases {

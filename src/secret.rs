@@ -38,7 +38,11 @@ impl fmt::Display for SecretSource {
             SecretSource::Env(var) => write!(f, "environment variable {var}"),
             SecretSource::File(path) => write!(f, "file {}", path.display()),
             SecretSource::Command(argv) => {
-                write!(f, "command `{}`", argv.first().map(String::as_str).unwrap_or(""))
+                write!(
+                    f,
+                    "command `{}`",
+                    argv.first().map(String::as_str).unwrap_or("")
+                )
             }
         }
     }
@@ -64,9 +68,14 @@ impl<'de> Deserialize<'de> for SecretSource {
                 f.write_str("a secret source: { env = \"VAR\" }, { file = \"/path\" } or { command = [...] }")
             }
             fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SecretSource, E> {
-                Err(E::custom(format!("inline secrets are not allowed; {INLINE_SECRET_HINT}")))
+                Err(E::custom(format!(
+                    "inline secrets are not allowed; {INLINE_SECRET_HINT}"
+                )))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretSource, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretSource, A::Error> {
                 let raw = Raw::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
                 match (raw.env, raw.file, raw.command) {
                     (Some(var), None, None) if !var.is_empty() => Ok(SecretSource::Env(var)),
@@ -173,7 +182,10 @@ fn read_private_file(path: &Path) -> Result<String, SecretError> {
 
 fn run_command(argv: &[String]) -> Result<String, SecretError> {
     let program = argv.first().cloned().unwrap_or_default();
-    let failed = |reason: String| SecretError::CommandFailed { program: program.clone(), reason };
+    let failed = |reason: String| SecretError::CommandFailed {
+        program: program.clone(),
+        reason,
+    };
     let mut child = Command::new(&program)
         .args(&argv[1..])
         .stdin(Stdio::null())
@@ -181,7 +193,10 @@ fn run_command(argv: &[String]) -> Result<String, SecretError> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| failed(e.kind().to_string()))?;
-    let mut stdout = child.stdout.take().ok_or_else(|| failed("no stdout".into()))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| failed("no stdout".into()))?;
     // Read on a thread so that a command that never exits is killed after the timeout.
     let reader = std::thread::spawn(move || {
         let mut out = String::new();
@@ -194,7 +209,10 @@ fn run_command(argv: &[String]) -> Result<String, SecretError> {
             None if std::time::Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(failed(format!("timed out after {}s", COMMAND_TIMEOUT.as_secs())));
+                return Err(failed(format!(
+                    "timed out after {}s",
+                    COMMAND_TIMEOUT.as_secs()
+                )));
             }
             None => std::thread::sleep(Duration::from_millis(20)),
         }
@@ -221,7 +239,10 @@ mod tests {
     #[test]
     fn inline_secret_is_refused_with_a_hint() {
         let err = toml::from_str::<Holder>("password = \"hunter2\"").unwrap_err();
-        assert!(err.message().contains("inline secrets are not allowed"), "{err}");
+        assert!(
+            err.message().contains("inline secrets are not allowed"),
+            "{err}"
+        );
         assert!(!err.message().contains("hunter2"));
     }
 
@@ -230,7 +251,10 @@ mod tests {
         let h: Holder = toml::from_str("password = { env = \"PW\" }").unwrap();
         assert_eq!(h.password, SecretSource::Env("PW".into()));
         let h: Holder = toml::from_str("password = { command = [\"pass\", \"x\"] }").unwrap();
-        assert_eq!(h.password, SecretSource::Command(vec!["pass".into(), "x".into()]));
+        assert_eq!(
+            h.password,
+            SecretSource::Command(vec!["pass".into(), "x".into()])
+        );
         assert!(toml::from_str::<Holder>("password = { env = \"A\", file = \"/b\" }").is_err());
         assert!(toml::from_str::<Holder>("password = { file = \"rel\" }").is_err());
     }
@@ -251,14 +275,19 @@ mod tests {
         let err = SecretSource::File(path.clone()).resolve().unwrap_err();
         assert!(matches!(err, SecretError::FileTooOpen(_)));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(SecretSource::File(path).resolve().unwrap().expose(), "hunter2");
+        assert_eq!(
+            SecretSource::File(path).resolve().unwrap().expose(),
+            "hunter2"
+        );
     }
 
     #[test]
     fn command_output_is_the_secret() {
         let src = SecretSource::Command(vec!["printf".into(), "s3cret\\n".into()]);
         assert_eq!(src.resolve().unwrap().expose(), "s3cret");
-        let err = SecretSource::Command(vec!["false".into()]).resolve().unwrap_err();
+        let err = SecretSource::Command(vec!["false".into()])
+            .resolve()
+            .unwrap_err();
         assert!(err.to_string().contains("`false` failed"));
     }
 }

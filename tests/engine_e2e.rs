@@ -140,7 +140,11 @@ cron = "@weekly"
 keep-last = 2
 "#,
             src = root.join("src").display(),
-            chain = chain.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")
+            chain = chain
+                .iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         std::fs::write(root.join("policies/policy.toml"), policy).unwrap();
         Env { dir, vars, secrets }
@@ -195,7 +199,10 @@ keep-last = 2
         for stream in [&out.stdout, &out.stderr] {
             let text = String::from_utf8_lossy(stream);
             for s in &self.secrets {
-                assert!(!text.contains(s.as_str()), "a secret leaked in the output of {args:?}");
+                assert!(
+                    !text.contains(s.as_str()),
+                    "a secret leaked in the output of {args:?}"
+                );
             }
         }
     }
@@ -203,17 +210,27 @@ keep-last = 2
     /// Asserts that no file under the state directory contains a secret (run journal, cache).
     fn assert_state_has_no_secrets(&self) {
         for entry in walk(&self.root().join("state")) {
-            let Ok(bytes) = std::fs::read(&entry) else { continue };
+            let Ok(bytes) = std::fs::read(&entry) else {
+                continue;
+            };
             let text = String::from_utf8_lossy(&bytes);
             for s in &self.secrets {
-                assert!(!text.contains(s.as_str()), "a secret is stored in {}", entry.display());
+                assert!(
+                    !text.contains(s.as_str()),
+                    "a secret is stored in {}",
+                    entry.display()
+                );
             }
         }
     }
 
     fn restic(&self, repo: &str, args: &[&str]) -> Output {
         let mut cmd = std::process::Command::new(restic_bin());
-        cmd.arg("-r").arg(repo).args(args).env("RESTIC_PASSWORD", PASSWORD).env("RESTIC_CACHE_DIR", self.root().join("restic-cache"));
+        cmd.arg("-r")
+            .arg(repo)
+            .args(args)
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .env("RESTIC_CACHE_DIR", self.root().join("restic-cache"));
         for (k, v) in &self.vars {
             if k == "TEST_S3_KEY_ID" {
                 cmd.env("AWS_ACCESS_KEY_ID", v);
@@ -227,7 +244,11 @@ keep-last = 2
 }
 
 fn dir_size(dir: &Path) -> u64 {
-    walk(dir).iter().filter_map(|p| std::fs::symlink_metadata(p).ok()).map(|m| m.len()).sum()
+    walk(dir)
+        .iter()
+        .filter_map(|p| std::fs::symlink_metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -286,31 +307,76 @@ fn backup_restore_incremental_retention_and_restic_interop_on_a_local_repository
 
     // Snapshot tags carry system, tier, site and department.
     let snaps = env.json(&["snapshots", "--system", "branch-finance"]);
-    let tags: Vec<&str> = snaps[0]["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-    for t in ["system=branch-finance", "tier=TT", "site=branch", "department=finance"] {
+    let tags: Vec<&str> = snaps[0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for t in [
+        "system=branch-finance",
+        "tier=TT",
+        "site=branch",
+        "department=finance",
+    ] {
         assert!(tags.contains(&t), "missing tag {t} in {tags:?}");
     }
     assert_eq!(snaps[0]["paths"][0], env.src().display().to_string());
 
     // Byte-identical restore (symlinks, empty files and dirs, unicode names), verified.
     let target = env.root().join("restore1");
-    let report = env.json(&["restore", "--system", "branch-finance", "--target", target.to_str().unwrap(), "--verify"]);
+    let report = env.json(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
     assert!(report["verified_files"].as_u64().unwrap() > 40, "{report}");
     assert_same_tree(&env.src(), &restored_src(&target, &env.src()));
 
     // A non-empty target is refused (exit 10) unless --overwrite.
-    let out = env.run(&["restore", "--system", "branch-finance", "--target", target.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(10), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env.run(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Sub-path restore puts the path's contents into the target; dry-run writes nothing.
     let sub = env.src().join("docs");
     let dry = env.root().join("dry");
-    let plan = env.json(&["restore", "--system", "branch-finance", "--path", sub.to_str().unwrap(), "--target", dry.to_str().unwrap(), "--dry-run"]);
+    let plan = env.json(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--path",
+        sub.to_str().unwrap(),
+        "--target",
+        dry.to_str().unwrap(),
+        "--dry-run",
+    ]);
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["files_to_restore"], 2, "{plan}");
     assert!(!dry.exists(), "dry-run created the target");
     let subt = env.root().join("sub");
-    env.ok(&["restore", "--system", "branch-finance", "--path", sub.to_str().unwrap(), "--target", subt.to_str().unwrap()]);
+    env.ok(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--path",
+        sub.to_str().unwrap(),
+        "--target",
+        subt.to_str().unwrap(),
+    ]);
     assert_same_tree(&sub, &subt);
 
     // Incremental: change one file, add one, delete one; excluded files stay out.
@@ -324,28 +390,71 @@ fn backup_restore_incremental_retention_and_restic_interop_on_a_local_repository
     assert_eq!(second["outcome"], "success");
     assert_eq!(second["source"]["files_new"], 1, "{second}");
     assert_eq!(second["source"]["files_changed"], 1, "{second}");
-    assert!(second["repositories"][0]["bytes_added"].as_u64().unwrap() < 64 * 1024, "{second}");
+    assert!(
+        second["repositories"][0]["bytes_added"].as_u64().unwrap() < 64 * 1024,
+        "{second}"
+    );
     let target2 = env.root().join("restore2");
-    env.ok(&["restore", "--system", "branch-finance", "--target", target2.to_str().unwrap(), "--verify"]);
-    assert!(!restored_src(&target2, &env.src()).join("cache-dir").exists(), "an excluded directory was backed up");
+    env.ok(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--target",
+        target2.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert!(
+        !restored_src(&target2, &env.src())
+            .join("cache-dir")
+            .exists(),
+        "an excluded directory was backed up"
+    );
     std::fs::remove_file(env.src().join("scratch.tmp")).unwrap();
     std::fs::remove_dir_all(env.src().join("cache-dir")).unwrap();
     assert_same_tree(&env.src(), &restored_src(&target2, &env.src()));
     // The first snapshot is still restorable by id prefix.
     let target1b = env.root().join("restore1b");
-    env.ok(&["restore", "--system", "branch-finance", "--snapshot", &snap1[..8], "--target", target1b.to_str().unwrap()]);
-    assert!(restored_src(&target1b, &env.src()).join("small/file-03.txt").exists());
+    env.ok(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--snapshot",
+        &snap1[..8],
+        "--target",
+        target1b.to_str().unwrap(),
+    ]);
+    assert!(
+        restored_src(&target1b, &env.src())
+            .join("small/file-03.txt")
+            .exists()
+    );
 
     // Retention: keep-last 2 with three snapshots forgets the oldest, with reasons.
     env.ok(&["backup", "--system", "branch-finance"]);
     let plan = env.json(&["forget", "--system", "branch-finance", "--dry-run"]);
     let decisions = plan["repositories"][0]["decisions"].as_array().unwrap();
     assert_eq!(decisions.len(), 3);
-    let kept: Vec<bool> = decisions.iter().map(|d| d["keep"].as_bool().unwrap()).collect();
+    let kept: Vec<bool> = decisions
+        .iter()
+        .map(|d| d["keep"].as_bool().unwrap())
+        .collect();
     assert_eq!(kept, vec![true, true, false], "{plan}");
-    assert!(decisions[0]["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("last")));
+    assert!(
+        decisions[0]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("last"))
+    );
     assert_eq!(decisions[2]["snapshot"]["id"], snap1);
-    assert_eq!(env.json(&["snapshots", "--system", "branch-finance"]).as_array().unwrap().len(), 3, "dry-run deleted");
+    assert_eq!(
+        env.json(&["snapshots", "--system", "branch-finance"])
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "dry-run deleted"
+    );
     env.ok(&["forget", "--system", "branch-finance", "--prune"]);
     let left = env.json(&["snapshots", "--system", "branch-finance"]);
     assert_eq!(left.as_array().unwrap().len(), 2);
@@ -356,14 +465,30 @@ fn backup_restore_incremental_retention_and_restic_interop_on_a_local_repository
     let repo = env.root().join("repos/local");
     let repo = repo.to_str().unwrap();
     let out = env.restic(repo, &["snapshots", "--json"]);
-    assert!(out.status.success(), "restic snapshots: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "restic snapshots: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     let out = env.restic(repo, &["check", "--read-data"]);
-    assert!(out.status.success(), "restic check: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "restic check: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rt = env.root().join("restic-restore");
-    let out = env.restic(repo, &["restore", "latest", "--target", rt.to_str().unwrap()]);
-    assert!(out.status.success(), "restic restore: {}", String::from_utf8_lossy(&out.stderr));
+    let out = env.restic(
+        repo,
+        &["restore", "latest", "--target", rt.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "restic restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_same_tree(&env.src(), &restored_src(&rt, &env.src()));
 
     // Run records were journalled, without secrets.
@@ -379,7 +504,10 @@ fn check_finds_a_corrupted_pack() {
     env.ok(&["check", "--repo", "branch-local", "--read-data"]);
     // Flip bytes in the middle of the largest pack file.
     let packs: Vec<PathBuf> = walk(&env.root().join("repos/local/data"));
-    let pack = packs.iter().max_by_key(|p| std::fs::metadata(p).unwrap().len()).expect("a pack");
+    let pack = packs
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .expect("a pack");
     let mut bytes = std::fs::read(pack).unwrap();
     let mid = bytes.len() / 2;
     for b in &mut bytes[mid..mid + 16] {
@@ -387,11 +515,20 @@ fn check_finds_a_corrupted_pack() {
     }
     std::fs::write(pack, bytes).unwrap();
     let out = env.run(&["check", "--repo", "branch-local", "--read-data"]);
-    assert_eq!(out.status.code(), Some(6), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let name = pack.file_name().unwrap().to_str().unwrap();
     assert!(stdout.contains("ERRORS"), "{stdout}");
-    assert!(stdout.contains(&name[..8]), "the damaged pack {name} is not named: {stdout}");
+    assert!(
+        stdout.contains(&name[..8]),
+        "the damaged pack {name} is not named: {stdout}"
+    );
     // A structure-only check does not read data and so cannot see it: it passes.
     env.ok(&["check", "--repo", "branch-local"]);
 }
@@ -407,12 +544,18 @@ fn kill_during_backup_leaves_a_repository_the_next_backup_completes() {
     for i in 0..8 {
         std::fs::write(big.join(format!("part-{i}.bin")), rng.bytes(32 << 20)).unwrap();
     }
-    let mut child = env.cmd(&["backup", "--system", "branch-finance"]).spawn().unwrap();
+    let mut child = env
+        .cmd(&["backup", "--system", "branch-finance"])
+        .spawn()
+        .unwrap();
     let data = env.root().join("repos/local/data");
     let snapshots = env.root().join("repos/local/snapshots");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(child.try_wait().unwrap().is_none(), "the backup finished before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup finished before it could be killed"
+        );
         if walk(&data).len() >= 2 {
             break;
         }
@@ -422,14 +565,24 @@ fn kill_during_backup_leaves_a_repository_the_next_backup_completes() {
     // SIGKILL mid-backup: packs written, no snapshot yet.
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(walk(&snapshots).is_empty(), "the backup completed before the kill");
+    assert!(
+        walk(&snapshots).is_empty(),
+        "the backup completed before the kill"
+    );
 
     let record = env.json(&["backup", "--system", "branch-finance"]);
     assert_eq!(record["outcome"], "success");
     let report = env.json(&["check", "--repo", "branch-local", "--read-data"]);
     assert_eq!(report[0]["errors"], 0, "{report}");
     let target = env.root().join("restore");
-    env.ok(&["restore", "--system", "branch-finance", "--target", target.to_str().unwrap(), "--verify"]);
+    env.ok(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
     assert_same_tree(&env.src(), &restored_src(&target, &env.src()));
 }
 
@@ -448,13 +601,24 @@ fn copy_to_s3_then_restore_from_s3_only_and_restic_reads_it() {
     assert_eq!(repos.len(), 2);
     assert_eq!(repos[1]["repository"], "dc-offsite");
     assert_eq!(repos[1]["location"], "remote");
-    assert!(repos[1]["available_at"].as_str().unwrap() >= repos[0]["available_at"].as_str().unwrap());
+    assert!(
+        repos[1]["available_at"].as_str().unwrap() >= repos[0]["available_at"].as_str().unwrap()
+    );
     assert_eq!(repos[1]["snapshots"][0], record["snapshot_id"]);
 
     // Lose the branch: delete the local repository, restore from S3 only.
     std::fs::remove_dir_all(env.root().join("repos/local")).unwrap();
     let target = env.root().join("from-s3");
-    env.ok(&["restore", "--system", "branch-finance", "--repo", "dc-offsite", "--target", target.to_str().unwrap(), "--verify"]);
+    env.ok(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--repo",
+        "dc-offsite",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
     assert_same_tree(&env.src(), &restored_src(&target, &env.src()));
     let report = env.json(&["check", "--repo", "dc-offsite", "--read-data"]);
     assert_eq!(report[0]["errors"], 0);
@@ -462,10 +626,22 @@ fn copy_to_s3_then_restore_from_s3_only_and_restic_reads_it() {
     // restic reads the S3 repository too.
     let url = format!("s3:{}/{}/branches/e2e", s3.endpoint, s3.bucket);
     let out = env.restic(&url, &["check", "--read-data"]);
-    assert!(out.status.success(), "restic check over S3: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "restic check over S3: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rt = env.root().join("restic-s3");
-    let out = env.restic(&url, &["restore", "latest", "--target", rt.to_str().unwrap()]);
-    assert!(out.status.success(), "restic restore over S3: {}", String::from_utf8_lossy(&out.stderr));
+    let out = env.restic(
+        &url,
+        &["restore", "latest", "--target", rt.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "restic restore over S3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_same_tree(&env.src(), &restored_src(&rt, &env.src()));
     env.assert_state_has_no_secrets();
 }
@@ -493,8 +669,14 @@ fn s3_stopped_in_the_middle_of_a_copy_fails_clearly_and_the_next_copy_completes(
     let local_snapshots = env.root().join("repos/local/snapshots");
     let deadline = Instant::now() + Duration::from_secs(120);
     while walk(&local_snapshots).is_empty() || dir_size(garage.dir()) < before + (16 << 20) {
-        assert!(child.try_wait().unwrap().is_none(), "the backup and copy finished before the S3 server could be stopped");
-        assert!(Instant::now() < deadline, "the copy did not start within 120 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup and copy finished before the S3 server could be stopped"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the copy did not start within 120 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     garage.stop();
@@ -510,21 +692,42 @@ fn s3_stopped_in_the_middle_of_a_copy_fails_clearly_and_the_next_copy_completes(
     assert_eq!(record["outcome"], "partial");
     assert_eq!(record["repositories"][0]["outcome"], "success");
     assert_eq!(record["repositories"][1]["outcome"], "failed");
-    assert_eq!(record["repositories"][1]["error"]["kind"], "unreachable", "{record}");
+    assert_eq!(
+        record["repositories"][1]["error"]["kind"], "unreachable",
+        "{record}"
+    );
     let snapshot = record["snapshot_id"].as_str().unwrap().to_string();
     let errors = stderr_error_lines(&out);
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("dc-offsite") && errors[0].contains("unreachable"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("dc-offsite") && errors[0].contains("unreachable"),
+        "{}",
+        errors[0]
+    );
 
     garage.restart();
     let report = env.json(&["check", "--repo", "dc-offsite", "--read-data"]);
-    assert_eq!(report[0]["errors"], 0, "the interrupted copy left errors: {report}");
+    assert_eq!(
+        report[0]["errors"], 0,
+        "the interrupted copy left errors: {report}"
+    );
     let copy = env.json(&["copy", "--system", "branch-finance"]);
     assert_eq!(copy["outcome"], "success", "{copy}");
     let off = env.json(&["snapshots", "--repo", "dc-offsite"]);
     assert_eq!(off.as_array().unwrap().len(), 1, "{off}");
     let target = env.root().join("from-s3");
-    env.ok(&["restore", "--system", "branch-finance", "--repo", "dc-offsite", "--snapshot", &snapshot[..8], "--target", target.to_str().unwrap(), "--verify"]);
+    env.ok(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--repo",
+        "dc-offsite",
+        "--snapshot",
+        &snapshot[..8],
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
     assert_same_tree(&env.src(), &restored_src(&target, &env.src()));
 }
 
@@ -543,15 +746,32 @@ fn credential_and_connection_failures_give_one_clear_line_and_a_documented_exit_
     assert_eq!(out.status.code(), Some(4));
     let errors = stderr_error_lines(&out);
     assert_eq!(errors.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(errors[0].contains("branch-local") && errors[0].contains("wrong password"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("branch-local") && errors[0].contains("wrong password"),
+        "{}",
+        errors[0]
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("not-the-password-123"));
 
     // Missing password source: exit 4, names the variable.
-    let out = env.cmd(&["backup", "--system", "branch-finance"]).env_remove("TEST_REPO_PASSWORD").output().unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .cmd(&["backup", "--system", "branch-finance"])
+        .env_remove("TEST_REPO_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let errors = stderr_error_lines(&out);
     assert_eq!(errors.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(errors[0].contains("TEST_REPO_PASSWORD is not set"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("TEST_REPO_PASSWORD is not set"),
+        "{}",
+        errors[0]
+    );
 
     // Unreachable endpoint: exit 5.
     let unreachable = S3 {
@@ -562,10 +782,19 @@ fn credential_and_connection_failures_give_one_clear_line_and_a_documented_exit_
     };
     let env = Env::new(Some((&unreachable, "x")));
     let out = env.run(&["init", "--repo", "dc-offsite"]);
-    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let errors = stderr_error_lines(&out);
     assert_eq!(errors.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(errors[0].contains("dc-offsite") && errors[0].contains("unreachable"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("dc-offsite") && errors[0].contains("unreachable"),
+        "{}",
+        errors[0]
+    );
 
     // Unknown system: exit 7 with the known ones listed.
     let out = env.run(&["backup", "--system", "nope"]);
@@ -583,5 +812,10 @@ fn a_vanished_source_path_fails_the_run_with_a_precise_cause() {
     let record: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(record["outcome"], "failed");
     assert_eq!(record["error"]["kind"], "source-missing");
-    assert!(record["error"]["message"].as_str().unwrap().contains("does not exist"));
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
 }

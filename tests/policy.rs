@@ -212,3 +212,61 @@ fn digest_ignores_file_order() {
         policy::load_files(&files).expect("nothing else refers to Linfen's systems");
     assert_ne!(by_dir.digest, without_linfen.digest);
 }
+
+#[test]
+fn directories_without_policies_are_problems() {
+    let empty = tempfile::tempdir().unwrap();
+    let report = policy::load_dir(empty.path()).unwrap_err();
+    assert_eq!(report.problems.len(), 1);
+    assert_eq!(report.problems[0].message, "no policy files (*.toml) found");
+
+    let missing = empty.path().join("nope");
+    let report = policy::load_dir(&missing).unwrap_err();
+    assert!(
+        report.problems[0]
+            .message
+            .starts_with("cannot read directory"),
+        "{report}"
+    );
+
+    // Hidden files and directories are not policy.
+    std::fs::create_dir(empty.path().join(".git")).unwrap();
+    std::fs::write(empty.path().join(".git/x.toml"), "garbage [").unwrap();
+    std::fs::write(empty.path().join(".draft.toml"), "garbage [").unwrap();
+    assert_eq!(
+        policy::load_dir(empty.path()).unwrap_err().problems[0].message,
+        "no policy files (*.toml) found"
+    );
+}
+
+#[test]
+fn a_single_file_loads_like_a_directory() {
+    at_crate_root();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.toml");
+    let mut text = String::new();
+    for part in [
+        "tiers.toml",
+        "sites.toml",
+        "repositories.toml",
+        "systems/linfen.toml",
+    ] {
+        text += &std::fs::read_to_string(Path::new("policies").join(part)).unwrap();
+        text += "\n";
+    }
+    std::fs::write(&file, text).unwrap();
+    let policy = policy::load_dir(&file).unwrap_or_else(|r| panic!("{r}"));
+    assert_eq!(policy.systems.len(), 3);
+}
+
+#[test]
+fn problems_serialise_for_json_output() {
+    at_crate_root();
+    let report =
+        policy::load_files(&[PathBuf::from("tests/policy_errors/17-self-dependency.toml")])
+            .unwrap_err();
+    let json = report.problems_json();
+    assert_eq!(json[0]["key_path"], "systems.linfen-finance.depends-on[0]");
+    assert_eq!(json[0]["line"], 35);
+    assert_eq!(json[0]["hint"], "remove it from depends-on");
+}

@@ -29,7 +29,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Policy directory (tiers, sites, repositories, systems).
-    #[arg(long, global = true, env = "LIFEBOAT_POLICY", default_value = "policies")]
+    #[arg(
+        long,
+        global = true,
+        env = "LIFEBOAT_POLICY",
+        default_value = "policies"
+    )]
     pub policy: PathBuf,
     /// Where lifeboat keeps its cache, locks and run journal
     /// [default: /var/lib/lifeboat as root, else ~/.local/state/lifeboat].

@@ -36,7 +36,9 @@ pub async fn run(cli: Cli) -> Exit {
                 print_json(&serde_json::json!({ "ok": false, "problems": report.problems_json() }));
             } else {
                 eprintln!("{report}");
-                eprintln!("error: the policy is invalid; fix the problems above (`lifeboat policy check`)");
+                eprintln!(
+                    "error: the policy is invalid; fix the problems above (`lifeboat policy check`)"
+                );
             }
             Exit::Policy
         }
@@ -57,7 +59,9 @@ impl From<EngineError> for Failure {
 
 fn report_error(json: bool, kind: &str, message: &str, exit: Exit) {
     if json {
-        print_json(&serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message }, "exit_code": exit.code() }));
+        print_json(
+            &serde_json::json!({ "ok": false, "error": { "kind": kind, "message": message }, "exit_code": exit.code() }),
+        );
     }
     eprintln!("error: {message}");
 }
@@ -74,7 +78,9 @@ fn load_policy(dir: &Path) -> Result<Policy, Failure> {
 
 /// The default state directory: /var/lib/lifeboat for root, else the XDG state directory.
 fn default_state_dir() -> PathBuf {
-    if std::env::var("USER").as_deref() == Ok("root") || std::env::var("HOME").as_deref() == Ok("/root") {
+    if std::env::var("USER").as_deref() == Ok("root")
+        || std::env::var("HOME").as_deref() == Ok("/root")
+    {
         return PathBuf::from("/var/lib/lifeboat");
     }
     if let Ok(xdg) = std::env::var("XDG_STATE_HOME") {
@@ -102,7 +108,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     match &cli.command {
         Command::Policy(_) => Ok(Exit::Ok),
         Command::Init(a) => {
-            let out = engine.init(a.target.system.as_deref(), a.target.repo.as_deref()).await?;
+            let out = engine
+                .init(a.target.system.as_deref(), a.target.repo.as_deref())
+                .await?;
             if json {
                 print_json(&out);
             } else {
@@ -111,12 +119,19 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             Ok(Exit::Ok)
         }
         Command::Backup(a) => {
-            let req = BackupRequest { system: a.system.clone(), all_repos: a.all_repos };
+            let req = BackupRequest {
+                system: a.system.clone(),
+                all_repos: a.all_repos,
+            };
             let record = engine.backup(&req).await?;
-            Ok(finish_run(&engine, &record, json, || render::backup(&record)))
+            Ok(finish_run(&engine, &record, json, || {
+                render::backup(&record)
+            }))
         }
         Command::Snapshots(a) => {
-            let list = engine.snapshots(a.system.as_deref(), a.repo.as_deref()).await?;
+            let list = engine
+                .snapshots(a.system.as_deref(), a.repo.as_deref())
+                .await?;
             if json {
                 print_json(&list);
             } else {
@@ -149,7 +164,12 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Check(a) => {
             let repos: Vec<String> = match (&a.target.system, &a.target.repo) {
                 (_, Some(r)) => vec![r.clone()],
-                (Some(s), None) => engine.system(s)?.repositories.iter().map(|r| r.to_string()).collect(),
+                (Some(s), None) => engine
+                    .system(s)?
+                    .repositories
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect(),
                 (None, None) => Vec::new(),
             };
             let mut reports = Vec::new();
@@ -185,7 +205,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
                 print_json(&reports);
             }
             if exit == Exit::Integrity && !json {
-                eprintln!("error: integrity problems found; restore the damaged data from another copy and re-run the check");
+                eprintln!(
+                    "error: integrity problems found; restore the damaged data from another copy and re-run the check"
+                );
             }
             Ok(exit)
         }
@@ -229,10 +251,11 @@ fn finish_run(engine: &Engine, record: &RunRecord, json: bool, text: impl FnOnce
             .as_ref()
             .map(|e| e.message.clone())
             .or_else(|| {
-                record
-                    .repositories
-                    .iter()
-                    .find_map(|r| r.error.as_ref().map(|e| format!("{}: {}", r.repository, e.message)))
+                record.repositories.iter().find_map(|r| {
+                    r.error
+                        .as_ref()
+                        .map(|e| format!("{}: {}", r.repository, e.message))
+                })
             })
             .unwrap_or_else(|| "the run did not complete".into());
         eprintln!("error: {msg}");

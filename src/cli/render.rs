@@ -12,7 +12,11 @@ pub fn bytes(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 fn outcome(o: Outcome) -> &'static str {
@@ -26,7 +30,11 @@ fn outcome(o: Outcome) -> &'static str {
 pub fn init(list: &[InitOutcome]) {
     for i in list {
         let what = if i.created { "created" } else { "exists " };
-        let from = i.chunker_from.as_ref().map(|f| format!(" (chunker of {f})")).unwrap_or_default();
+        let from = i
+            .chunker_from
+            .as_ref()
+            .map(|f| format!(" (chunker of {f})"))
+            .unwrap_or_default();
         println!("{what} {:<24} {}{from}", i.repository, i.location);
         if let Some(w) = &i.warning {
             println!("  warning: {w}");
@@ -45,18 +53,32 @@ fn repositories(record: &RunRecord) {
                 } else {
                     "snapshot".to_string()
                 };
-                format!("{what} available at {at}, +{} in {:.1}s", bytes(r.bytes_added), r.seconds)
+                format!(
+                    "{what} available at {at}, +{} in {:.1}s",
+                    bytes(r.bytes_added),
+                    r.seconds
+                )
             }
             (None, None) => format!("{:.1}s", r.seconds),
         };
-        println!("  {:<8} {:<24} {:<9} {}", outcome(r.outcome), r.repository, r.location, detail);
+        println!(
+            "  {:<8} {:<24} {:<9} {}",
+            outcome(r.outcome),
+            r.repository,
+            r.location,
+            detail
+        );
     }
 }
 
 pub fn backup(record: &RunRecord) {
     let system = record.system.as_deref().unwrap_or("?");
     match &record.snapshot_id {
-        Some(id) => println!("backup of {system}: snapshot {} ({})", &id[..8.min(id.len())], outcome(record.outcome)),
+        Some(id) => println!(
+            "backup of {system}: snapshot {} ({})",
+            &id[..8.min(id.len())],
+            outcome(record.outcome)
+        ),
         None => println!("backup of {system}: {}", outcome(record.outcome)),
     }
     if let Some(s) = &record.source {
@@ -81,7 +103,11 @@ pub fn backup(record: &RunRecord) {
 }
 
 pub fn copy(record: &RunRecord) {
-    println!("copy of {}: {}", record.system.as_deref().unwrap_or("?"), outcome(record.outcome));
+    println!(
+        "copy of {}: {}",
+        record.system.as_deref().unwrap_or("?"),
+        outcome(record.outcome)
+    );
     repositories(record);
 }
 
@@ -90,7 +116,10 @@ pub fn snapshots(list: &[SnapshotInfo]) {
         println!("no snapshots");
         return;
     }
-    println!("{:<10} {:<22} {:<26} {:<20} {:>10}  paths", "id", "repository", "time", "system", "size");
+    println!(
+        "{:<10} {:<22} {:<26} {:<20} {:>10}  paths",
+        "id", "repository", "time", "system", "size"
+    );
     for s in list {
         let time = s.time.strftime("%Y-%m-%d %H:%M:%S UTC").to_string();
         println!(
@@ -107,7 +136,11 @@ pub fn snapshots(list: &[SnapshotInfo]) {
 }
 
 pub fn restore(r: &RestoreReport) {
-    let verb = if r.dry_run { "would restore" } else { "restored" };
+    let verb = if r.dry_run {
+        "would restore"
+    } else {
+        "restored"
+    };
     println!(
         "{verb} snapshot {} from {} to {}: {} files ({}), {} unchanged, {} dirs in {:.1}s",
         r.snapshot.short_id,
@@ -131,7 +164,10 @@ pub fn check(r: &CheckReport) {
         (None, false) => "structure".into(),
     };
     let status = if r.errors == 0 { "ok" } else { "ERRORS" };
-    println!("check {:<24} {depth}: {status} ({} errors, {} warnings)", r.repository, r.errors, r.warnings);
+    println!(
+        "check {:<24} {depth}: {status} ({} errors, {} warnings)",
+        r.repository, r.errors, r.warnings
+    );
     for f in &r.findings {
         println!("  {}: {}", f.level, f.message);
     }
@@ -144,11 +180,20 @@ pub fn forget(reports: &[ForgetReport]) {
             continue;
         }
         let verb = if r.dry_run { "would forget" } else { "forgot" };
-        println!("{}: {verb} {} of {} snapshot(s)", r.repository, r.forgotten, r.decisions.len());
+        println!(
+            "{}: {verb} {} of {} snapshot(s)",
+            r.repository,
+            r.forgotten,
+            r.decisions.len()
+        );
         for d in &r.decisions {
             let time = d.snapshot.time.strftime("%Y-%m-%d %H:%M").to_string();
             let action = if d.keep { "keep  " } else { "forget" };
-            println!("  {action} {} {time}  {}", d.snapshot.short_id, d.reasons.join(", "));
+            println!(
+                "  {action} {} {time}  {}",
+                d.snapshot.short_id,
+                d.reasons.join(", ")
+            );
         }
         if let Some(p) = r.pruned_packs {
             println!("  prune: {p} pack(s) marked for deletion");

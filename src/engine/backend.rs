@@ -62,13 +62,15 @@ pub struct Scrubber(Arc<Vec<String>>);
 
 impl Scrubber {
     pub fn new(secrets: Vec<String>) -> Self {
-        Scrubber(Arc::new(secrets.into_iter().filter(|s| s.len() >= 4).collect()))
+        Scrubber(Arc::new(
+            secrets.into_iter().filter(|s| s.len() >= 4).collect(),
+        ))
     }
 
     pub fn scrub(&self, message: &str) -> String {
-        self.0
-            .iter()
-            .fold(message.to_string(), |m, secret| m.replace(secret.as_str(), "<redacted>"))
+        self.0.iter().fold(message.to_string(), |m, secret| {
+            m.replace(secret.as_str(), "<redacted>")
+        })
     }
 }
 
@@ -100,7 +102,11 @@ const BUDGET_WAIT: Duration = Duration::from_secs(20);
 
 impl ReadBudget {
     pub fn new(total: u64) -> Arc<Self> {
-        Arc::new(ReadBudget { available: Mutex::new(total), freed: Condvar::new(), total })
+        Arc::new(ReadBudget {
+            available: Mutex::new(total),
+            freed: Condvar::new(),
+            total,
+        })
     }
 
     fn acquire(self: &Arc<Self>, want: u64) -> Permit {
@@ -121,7 +127,10 @@ impl ReadBudget {
         }
         let taken = want.min(*available);
         *available -= taken;
-        Permit { budget: self.clone(), taken }
+        Permit {
+            budget: self.clone(),
+            taken,
+        }
     }
 }
 
@@ -134,7 +143,11 @@ struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let mut available = self.budget.available.lock().unwrap_or_else(|p| p.into_inner());
+        let mut available = self
+            .budget
+            .available
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         *available += self.taken;
         self.budget.freed.notify_all();
     }
@@ -229,10 +242,14 @@ impl ObjectStoreBackend {
         fut: impl Future<Output = object_store::Result<T>>,
     ) -> RusticResult<T> {
         if self.abort.load(Ordering::Relaxed) {
-            return Err(self.error(what, target, StoreError {
-                kind: StoreErrorKind::Aborted,
-                message: "operation aborted".into(),
-            }));
+            return Err(self.error(
+                what,
+                target,
+                StoreError {
+                    kind: StoreErrorKind::Aborted,
+                    message: "operation aborted".into(),
+                },
+            ));
         }
         self.handle
             .block_on(fut)
@@ -258,15 +275,25 @@ pub fn classify(err: &object_store::Error, scrubber: &Scrubber) -> StoreError {
     while let Some(e) = source {
         // object_store's retry error type is private: recognise refusals by their text.
         let text = e.to_string();
-        if ["401 Unauthorized", "403 Forbidden", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"]
-            .iter()
-            .any(|marker| text.contains(marker))
+        if [
+            "401 Unauthorized",
+            "403 Forbidden",
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+        ]
+        .iter()
+        .any(|marker| text.contains(marker))
         {
             kind = StoreErrorKind::AccessDenied;
         }
         if let Some(http) = e.downcast_ref::<object_store::client::HttpError>() {
             use object_store::client::HttpErrorKind as H;
-            if matches!(http.kind(), H::Connect | H::Timeout | H::Interrupted | H::Request) {
+            if matches!(
+                http.kind(),
+                H::Connect | H::Timeout | H::Interrupted | H::Request
+            ) {
                 kind = StoreErrorKind::Unreachable;
             }
         }
@@ -299,8 +326,11 @@ impl ReadBackend for ObjectStoreBackend {
             };
         }
         let dir = self.join(Self::dir(tpe));
-        let metas: Vec<object_store::ObjectMeta> =
-            self.block_on("cannot list", &dir, self.store.list(Some(&dir)).try_collect())?;
+        let metas: Vec<object_store::ObjectMeta> = self.block_on(
+            "cannot list",
+            &dir,
+            self.store.list(Some(&dir)).try_collect(),
+        )?;
         Ok(metas
             .into_iter()
             .filter_map(|meta| {
@@ -336,7 +366,10 @@ impl ReadBackend for ObjectStoreBackend {
         }
         let permit = self.budget.acquire(u64::from(length));
         let bytes = self.block_on("cannot read", &path, self.store.get_range(&path, range))?;
-        Ok(Bytes::from_owner(Budgeted { bytes, _permit: permit }))
+        Ok(Bytes::from_owner(Budgeted {
+            bytes,
+            _permit: permit,
+        }))
     }
 
     fn warmup_path(&self, tpe: FileType, id: &Id) -> String {

@@ -48,8 +48,15 @@ impl Engine {
         if let Some(id) = &record.snapshot_id {
             vars.insert("LIFEBOAT_SNAPSHOT_ID".into(), id.clone());
         }
-        vars.insert("LIFEBOAT_OUTCOME".into(), outcome_name(record.outcome).into());
-        let after = if record.outcome == Outcome::Failed { HookWhen::Failure } else { HookWhen::Post };
+        vars.insert(
+            "LIFEBOAT_OUTCOME".into(),
+            outcome_name(record.outcome).into(),
+        );
+        let after = if record.outcome == Outcome::Failed {
+            HookWhen::Failure
+        } else {
+            HookWhen::Post
+        };
         if after == HookWhen::Failure
             && let Some(err) = &record.error
         {
@@ -94,9 +101,16 @@ impl Engine {
         }
         let repos = self.repositories_of(system);
         let Some(first) = repos.first().cloned() else {
-            return Err(EngineError::Internal(format!("system {} has no repository", system.id)));
+            return Err(EngineError::Internal(format!(
+                "system {} has no repository",
+                system.id
+            )));
         };
-        let targets: Vec<Repository> = if req.all_repos { repos.clone() } else { vec![first.clone()] };
+        let targets: Vec<Repository> = if req.all_repos {
+            repos.clone()
+        } else {
+            vec![first.clone()]
+        };
 
         let mut primary: Option<SnapshotFile> = None;
         for repo in &targets {
@@ -117,12 +131,18 @@ impl Engine {
             }
         }
         let Some(snapshot) = primary else {
-            return Err(EngineError::Internal("no repository accepted the backup".into()));
+            return Err(EngineError::Internal(
+                "no repository accepted the backup".into(),
+            ));
         };
         let summary = snapshot.summary.clone();
         record.snapshot_id = Some(snapshot.id.to_hex().to_string());
         if record.capture_time.is_none() {
-            record.capture_time = Some(summary.as_ref().map_or_else(|| ts(&snapshot.time), |s| ts(&s.backup_start)));
+            record.capture_time = Some(
+                summary
+                    .as_ref()
+                    .map_or_else(|| ts(&snapshot.time), |s| ts(&s.backup_start)),
+            );
         }
         record.source = summary.map(|s| SourceStats {
             files: s.total_files_processed,
@@ -143,7 +163,11 @@ impl Engine {
     }
 
     /// Writes one new snapshot of the system into `repo`.
-    async fn snapshot_to(&self, system: &System, repo: &Repository) -> Result<Written, EngineError> {
+    async fn snapshot_to(
+        &self,
+        system: &System,
+        repo: &Repository,
+    ) -> Result<Written, EngineError> {
         let connect = self.connect(repo, false);
         let system = system.clone();
         let clock = self.clock.clone();
@@ -179,7 +203,9 @@ impl Engine {
             // rustic's globs are gitignore-style overrides: a plain glob *includes* (and so
             // excludes everything else); `!glob` excludes. Policy excludes are all exclusions.
             opts.excludes.globs = system.excludes.iter().map(|g| format!("!{g}")).collect();
-            let snapshot = indexed.backup(&opts, &paths, snap).map_err(|e| access.rustic(e))?;
+            let snapshot = indexed
+                .backup(&opts, &paths, snap)
+                .map_err(|e| access.rustic(e))?;
             let bytes_added = snapshot.summary.as_ref().map_or(0, |s| s.data_added_packed);
             let result = RepoResult {
                 repository: access.id().to_string(),

@@ -17,7 +17,11 @@ pub enum EngineError {
     UnknownRepository { id: String, known: String },
 
     #[error("repository {repository} is not used by system {system}; its repositories are: {used}")]
-    RepositoryNotOfSystem { repository: String, system: String, used: String },
+    RepositoryNotOfSystem {
+        repository: String,
+        system: String,
+        used: String,
+    },
 
     #[error("repository {repository}: {message}")]
     Config { repository: String, message: String },
@@ -33,17 +37,24 @@ pub enum EngineError {
     #[error(
         "repository {repository} at {location} is not initialised; run `lifeboat init --repo {repository}` (or `--system ID`)"
     )]
-    NotInitialised { repository: String, location: String },
+    NotInitialised {
+        repository: String,
+        location: String,
+    },
 
     #[error(
         "repository {repository}: the password does not open it (wrong password or wrong repository); check its password source"
     )]
     WrongPassword { repository: String },
 
-    #[error("repository {repository}: storage unreachable: {message}; check the endpoint and the network, then retry")]
+    #[error(
+        "repository {repository}: storage unreachable: {message}; check the endpoint and the network, then retry"
+    )]
     Unreachable { repository: String, message: String },
 
-    #[error("repository {repository}: access denied by the storage: {message}; check the credentials and their permissions")]
+    #[error(
+        "repository {repository}: access denied by the storage: {message}; check the credentials and their permissions"
+    )]
     AccessDenied { repository: String, message: String },
 
     #[error("repository {repository}: {message}")]
@@ -52,19 +63,38 @@ pub enum EngineError {
     #[error("repository {repository}: operation aborted")]
     Aborted { repository: String },
 
-    #[error("repository {repository}: no snapshot matches \"{spec}\" for system {system}; list them with `lifeboat snapshots --system {system}`")]
-    SnapshotNotFound { repository: String, system: String, spec: String },
+    #[error(
+        "repository {repository}: no snapshot matches \"{spec}\" for system {system}; list them with `lifeboat snapshots --system {system}`"
+    )]
+    SnapshotNotFound {
+        repository: String,
+        system: String,
+        spec: String,
+    },
 
     #[error("system {system}: source path {} does not exist; fix the system's paths in the policy or restore the directory", path.display())]
     SourceMissing { system: String, path: PathBuf },
 
     #[error("system {system}: {hook} hook `{program}` {message}")]
-    Hook { system: String, hook: String, program: String, message: String },
+    Hook {
+        system: String,
+        hook: String,
+        program: String,
+        message: String,
+    },
 
-    #[error("repository {repository}: integrity check found {errors} error(s): {summary}; run `lifeboat check --repo {repository} --read-data` and restore the damaged packs from another copy")]
-    Integrity { repository: String, errors: usize, summary: String },
+    #[error(
+        "repository {repository}: integrity check found {errors} error(s): {summary}; run `lifeboat check --repo {repository} --read-data` and restore the damaged packs from another copy"
+    )]
+    Integrity {
+        repository: String,
+        errors: usize,
+        summary: String,
+    },
 
-    #[error("restore verification failed: {mismatched} file(s) differ from the snapshot ({examples})")]
+    #[error(
+        "restore verification failed: {mismatched} file(s) differ from the snapshot ({examples})"
+    )]
     VerifyFailed { mismatched: u64, examples: String },
 
     #[error("restore target {} is not empty; choose an empty directory or pass --overwrite", path.display())]
@@ -94,17 +124,30 @@ impl EngineError {
         if let Some(store) = store_error_of(&*err) {
             let message = store.message.clone();
             return match store.kind {
-                StoreErrorKind::Unreachable => EngineError::Unreachable { repository, message },
-                StoreErrorKind::AccessDenied => EngineError::AccessDenied { repository, message },
+                StoreErrorKind::Unreachable => EngineError::Unreachable {
+                    repository,
+                    message,
+                },
+                StoreErrorKind::AccessDenied => EngineError::AccessDenied {
+                    repository,
+                    message,
+                },
                 StoreErrorKind::Aborted => EngineError::Aborted { repository },
-                StoreErrorKind::NotFound | StoreErrorKind::Other => {
-                    EngineError::Storage { repository, message }
-                }
+                StoreErrorKind::NotFound | StoreErrorKind::Other => EngineError::Storage {
+                    repository,
+                    message,
+                },
             };
         }
         let log = err.display_log();
-        let message = log.strip_prefix("Error: ").unwrap_or(&log).replace('\n', " ");
-        EngineError::Rustic { repository, message }
+        let message = log
+            .strip_prefix("Error: ")
+            .unwrap_or(&log)
+            .replace('\n', " ");
+        EngineError::Rustic {
+            repository,
+            message,
+        }
     }
 
     /// A stable machine-readable name for run records and JSON output.
@@ -134,6 +177,9 @@ impl EngineError {
     }
 
     pub fn to_run_error(&self) -> crate::run::RunError {
-        crate::run::RunError { kind: self.kind().to_string(), message: self.to_string() }
+        crate::run::RunError {
+            kind: self.kind().to_string(),
+            message: self.to_string(),
+        }
     }
 }

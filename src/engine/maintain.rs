@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::backup::failed_result;
 use super::repo::RepoAccess;
-use super::{Engine, EngineError, SnapshotInfo, blocking, join};
+use super::{ConnectFn, Engine, EngineError, SnapshotInfo, blocking, join};
 use crate::policy::{Repository, Retention, System};
 use crate::run::{Outcome, RepoResult, RunKind, RunRecord};
 
@@ -100,33 +100,36 @@ impl Engine {
         system: Option<&str>,
         repository: Option<&str>,
     ) -> Result<Vec<InitOutcome>, EngineError> {
-        let (repos, chunk_source): (Vec<Repository>, Option<Repository>) = match (system, repository) {
-            (Some(s), Some(r)) => {
-                let sys = self.system(s)?;
-                let repo = self.repository_of(sys, r)?;
-                let first = self.repositories_of(sys).into_iter().next();
-                (vec![repo.clone()], first.filter(|f| f.id != repo.id))
-            }
-            (Some(s), None) => {
-                let sys = self.system(s)?;
-                let all = self.repositories_of(sys);
-                (all.clone(), all.first().cloned())
-            }
-            (None, Some(r)) => {
-                let repo = self.repository(r)?.clone();
-                // A repository that a system copies into takes that system's first repository's chunker.
-                let first = self
-                    .policy
-                    .systems
-                    .values()
-                    .find(|s| s.repositories.iter().skip(1).any(|x| x.as_str() == r))
-                    .and_then(|s| self.repositories_of(s).into_iter().next());
-                (vec![repo], first)
-            }
-            (None, None) => {
-                return Err(EngineError::Internal("init needs --system or --repo".into()));
-            }
-        };
+        let (repos, chunk_source): (Vec<Repository>, Option<Repository>) =
+            match (system, repository) {
+                (Some(s), Some(r)) => {
+                    let sys = self.system(s)?;
+                    let repo = self.repository_of(sys, r)?;
+                    let first = self.repositories_of(sys).into_iter().next();
+                    (vec![repo.clone()], first.filter(|f| f.id != repo.id))
+                }
+                (Some(s), None) => {
+                    let sys = self.system(s)?;
+                    let all = self.repositories_of(sys);
+                    (all.clone(), all.first().cloned())
+                }
+                (None, Some(r)) => {
+                    let repo = self.repository(r)?.clone();
+                    // A repository that a system copies into takes that system's first repository's chunker.
+                    let first = self
+                        .policy
+                        .systems
+                        .values()
+                        .find(|s| s.repositories.iter().skip(1).any(|x| x.as_str() == r))
+                        .and_then(|s| self.repositories_of(s).into_iter().next());
+                    (vec![repo], first)
+                }
+                (None, None) => {
+                    return Err(EngineError::Internal(
+                        "init needs --system or --repo".into(),
+                    ));
+                }
+            };
         let mut out = Vec::new();
         for repo in repos {
             let source = chunk_source.clone().filter(|s| s.id != repo.id);
@@ -136,11 +139,18 @@ impl Engine {
             let outcome = blocking(move || {
                 let access = connect.call()?;
                 let _lock = access.lock()?;
-                let chunker = match connect_src {
-                    Some(c) => {
-                        let src = c.call()?;
-                        if src.exists()? { Some(src.open()?.config().clone()) } else { None }
+                let mut warning = None;
+                let chunker = match connect_src.map(ConnectFn::call) {
+                    Some(Ok(src)) if src.exists()? => Some(src.open()?.config().clone()),
+                    Some(Ok(_)) | Some(Err(EngineError::NotInitialised { .. })) => {
+                        warning = Some(format!(
+                            "{} is not initialised yet, so {} gets chunker parameters of its own and copies into it will not deduplicate; initialise the system's first repository first",
+                            src_id.clone().unwrap_or_default(),
+                            access.id()
+                        ));
+                        None
                     }
+                    Some(Err(e)) => return Err(e),
                     None => None,
                 };
                 let location = access.location();
@@ -167,7 +177,7 @@ impl Engine {
                     location,
                     created: true,
                     chunker_from: chunker.and(src_id),
-                    warning: None,
+                    warning,
                 })
             })
             .await?;
@@ -178,7 +188,12 @@ impl Engine {
 
     /// Copies the system's snapshots that `to` lacks from `from`. Never fails: the result says
     /// how it went, so a failed off-site copy is evidence, not a crash.
-    pub(super) async fn copy_system(&self, system: &System, from: &Repository, to: &Repository) -> RepoResult {
+    pub(super) async fn copy_system(
+        &self,
+        system: &System,
+        from: &Repository,
+        to: &Repository,
+    ) -> RepoResult {
         let connect_from = self.connect(from, false);
         let connect_to = self.connect(to, false);
         let label = system.id.to_string();
@@ -247,12 +262,17 @@ impl Engine {
         let repos = self.repositories_of(&sys);
         let from = match from {
             Some(id) => self.repository_of(&sys, id)?,
-            None => repos.first().cloned().ok_or_else(|| EngineError::Internal("no repository".into()))?,
+            None => repos
+                .first()
+                .cloned()
+                .ok_or_else(|| EngineError::Internal("no repository".into()))?,
         };
         let targets: Vec<Repository> = if to.is_empty() {
             repos.into_iter().filter(|r| r.id != from.id).collect()
         } else {
-            to.iter().map(|id| self.repository_of(&sys, id)).collect::<Result<_, _>>()?
+            to.iter()
+                .map(|id| self.repository_of(&sys, id))
+                .collect::<Result<_, _>>()?
         };
         let mut record = self.record(RunKind::Copy, Some(&sys));
         for target in &targets {
@@ -295,7 +315,12 @@ impl Engine {
                 .0
                 .iter()
                 .map(|(level, err)| CheckFinding {
-                    level: if format!("{level:?}") == "Error" { "error" } else { "warning" }.to_string(),
+                    level: if format!("{level:?}") == "Error" {
+                        "error"
+                    } else {
+                        "warning"
+                    }
+                    .to_string(),
                     message: err.to_string().replace('\n', " "),
                 })
                 .collect::<Vec<_>>())
@@ -333,7 +358,11 @@ impl Engine {
             result.error = Some(err.to_run_error());
             record.error = Some(err.to_run_error());
         }
-        record.warnings = findings.iter().filter(|f| f.level == "warning").map(|f| f.message.clone()).collect();
+        record.warnings = findings
+            .iter()
+            .filter(|f| f.level == "warning")
+            .map(|f| f.message.clone())
+            .collect();
         record.repositories.push(result);
         record.outcome = record.derive_outcome();
         record.finished_at = self.now();
@@ -349,7 +378,10 @@ impl Engine {
     }
 
     /// Applies the system's retention: a plan with reasons, then (unless dry-run) the deletion.
-    pub async fn forget(&self, req: &ForgetRequest) -> Result<(Vec<ForgetReport>, RunRecord), EngineError> {
+    pub async fn forget(
+        &self,
+        req: &ForgetRequest,
+    ) -> Result<(Vec<ForgetReport>, RunRecord), EngineError> {
         let system = self.system(&req.system)?.clone();
         let repos: Vec<Repository> = match &req.repository {
             Some(id) => vec![self.repository_of(&system, id)?],
@@ -380,11 +412,14 @@ impl Engine {
                 let access = connect.call()?;
                 let _lock = access.lock()?;
                 let open = access.open()?;
-                let snaps = open.get_matching_snapshots(|sn| sn.label == label).map_err(|e| access.rustic(e))?;
+                let snaps = open
+                    .get_matching_snapshots(|sn| sn.label == label)
+                    .map_err(|e| access.rustic(e))?;
                 let grouped = Grouped::from_items(snaps, SnapshotGroupCriterion::default());
                 let zoned = now.to_zoned(jiff::tz::TimeZone::system());
-                let groups = ForgetGroups::from_grouped_snapshots_with_retention(grouped, &keep, &zoned)
-                    .map_err(|e| access.rustic(e))?;
+                let groups =
+                    ForgetGroups::from_grouped_snapshots_with_retention(grouped, &keep, &zoned)
+                        .map_err(|e| access.rustic(e))?;
                 let mut decisions: Vec<ForgetDecision> = groups
                     .0
                     .iter()
@@ -405,8 +440,11 @@ impl Engine {
                     }
                     if prune {
                         let popts = PruneOptions::default();
-                        let plan = PrunePlan::from_prune_options(&open, &popts).map_err(|e| access.rustic(e))?;
-                        pruned_packs = Some(plan.stats.packs_to_delete.remove + plan.stats.packs_to_delete.recover);
+                        let plan = PrunePlan::from_prune_options(&open, &popts)
+                            .map_err(|e| access.rustic(e))?;
+                        pruned_packs = Some(
+                            plan.stats.packs_to_delete.remove + plan.stats.packs_to_delete.recover,
+                        );
                         open.prune(&popts, plan).map_err(|e| access.rustic(e))?;
                     }
                 }
@@ -466,7 +504,9 @@ fn keep_options(r: &Retention) -> KeepOptions {
     keep.keep_quarter_yearly = n(r.keep_quarterly);
     keep.keep_yearly = n(r.keep_yearly);
     keep.keep_within = r.keep_within.as_ref().and_then(|d| {
-        jiff::Span::new().try_seconds(i64::try_from(d.as_std().as_secs()).unwrap_or(i64::MAX)).ok()
+        jiff::Span::new()
+            .try_seconds(i64::try_from(d.as_std().as_secs()).unwrap_or(i64::MAX))
+            .ok()
     });
     keep
 }

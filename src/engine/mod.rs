@@ -50,6 +50,9 @@ pub struct SnapshotInfo {
     pub repository: String,
     pub id: String,
     pub short_id: String,
+    /// For a copied snapshot: the id it has in the repository it was copied from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
     /// The snapshot's own time (set by the writer; informative only).
     pub time: Timestamp,
     /// The start of reading the source: the conservative capture time (standards §3.1).
@@ -71,6 +74,7 @@ impl SnapshotInfo {
         SnapshotInfo {
             repository: repository.to_string(),
             short_id: id.chars().take(8).collect(),
+            original: sn.original.map(|o| o.to_hex().to_string()),
             id,
             time: sn.time.timestamp(),
             backup_start: sn.summary.as_ref().map(|s| s.backup_start.timestamp()),
@@ -95,7 +99,12 @@ async fn blocking<T: Send + 'static>(
 
 impl Engine {
     pub fn new(policy: Arc<Policy>, state: StateDir, bars: Bars, clock: Arc<dyn Clock>) -> Self {
-        Engine { policy, state, bars, clock }
+        Engine {
+            policy,
+            state,
+            bars,
+            clock,
+        }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -108,18 +117,22 @@ impl Engine {
 
     /// The policy system with this id, or an error listing the known ones.
     pub fn system(&self, id: &str) -> Result<&System, EngineError> {
-        self.policy.system(id).ok_or_else(|| EngineError::UnknownSystem {
-            id: id.to_string(),
-            known: join(self.policy.systems.keys().map(|k| k.to_string())),
-        })
+        self.policy
+            .system(id)
+            .ok_or_else(|| EngineError::UnknownSystem {
+                id: id.to_string(),
+                known: join(self.policy.systems.keys().map(|k| k.to_string())),
+            })
     }
 
     /// The policy repository with this id, or an error listing the known ones.
     pub fn repository(&self, id: &str) -> Result<&Repository, EngineError> {
-        self.policy.repository(id).ok_or_else(|| EngineError::UnknownRepository {
-            id: id.to_string(),
-            known: join(self.policy.repositories.keys().map(|k| k.to_string())),
-        })
+        self.policy
+            .repository(id)
+            .ok_or_else(|| EngineError::UnknownRepository {
+                id: id.to_string(),
+                known: join(self.policy.repositories.keys().map(|k| k.to_string())),
+            })
     }
 
     /// The system's repository `id`, refusing repositories the system does not use.
@@ -137,7 +150,11 @@ impl Engine {
 
     /// The repositories of a system, in its order.
     fn repositories_of(&self, system: &System) -> Vec<Repository> {
-        self.policy.repositories_of(system).into_iter().cloned().collect()
+        self.policy
+            .repositories_of(system)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     /// Connects to a repository (resolves secrets; blocking).
@@ -146,7 +163,9 @@ impl Engine {
         let state = self.state.clone();
         let bars = self.bars.clone();
         let handle = Handle::current();
-        ConnectFn(Box::new(move || RepoAccess::connect(&repo, &state, handle, bars, create_local)))
+        ConnectFn(Box::new(move || {
+            RepoAccess::connect(&repo, &state, handle, bars, create_local)
+        }))
     }
 
     /// Lists snapshots: of one system (in each of its repositories, or only `repo`), or of a repository.
@@ -177,7 +196,10 @@ impl Engine {
                 let snaps = open
                     .get_matching_snapshots(|sn| label.as_ref().is_none_or(|l| &sn.label == l))
                     .map_err(|e| access.rustic(e))?;
-                Ok(snaps.iter().map(|sn| SnapshotInfo::from_snapshot(access.id(), sn)).collect::<Vec<_>>())
+                Ok(snaps
+                    .iter()
+                    .map(|sn| SnapshotInfo::from_snapshot(access.id(), sn))
+                    .collect::<Vec<_>>())
             })
             .await?;
             list.sort_by_key(|s| s.time);
@@ -233,7 +255,11 @@ impl ConnectFn {
 
 fn join(items: impl Iterator<Item = String>) -> String {
     let v: Vec<String> = items.collect();
-    if v.is_empty() { "(none)".to_string() } else { v.join(", ") }
+    if v.is_empty() {
+        "(none)".to_string()
+    } else {
+        v.join(", ")
+    }
 }
 
 /// This machine's host name, for records of runs not tied to a system.

@@ -25,7 +25,9 @@ impl fmt::Debug for Bars {
 impl Bars {
     /// Visible bars on stderr.
     pub fn terminal() -> Self {
-        Bars { multi: Some(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())) }
+        Bars {
+            multi: Some(MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+        }
     }
 
     /// No output at all.
@@ -67,9 +69,13 @@ impl ProgressBars for Bars {
                 "{prefix:30} [{elapsed}] {bar:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} eta {eta}"
             }
         };
-        let style = ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-        let bar = multi.add(ProgressBar::new(0).with_style(style).with_prefix(prefix.to_string()));
+        let style =
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+        let bar = multi.add(
+            ProgressBar::new(0)
+                .with_style(style)
+                .with_prefix(prefix.to_string()),
+        );
         bar.enable_steady_tick(Duration::from_millis(200));
         Progress::new(Bar(bar))
     }

@@ -66,11 +66,14 @@ impl RepoAccess {
         bars: Bars,
         create_local: bool,
     ) -> Result<RepoAccess, EngineError> {
-        let password = repo.password.resolve().map_err(|source| EngineError::Secret {
-            repository: repo.id.to_string(),
-            what: "password".into(),
-            source,
-        })?;
+        let password = repo
+            .password
+            .resolve()
+            .map_err(|source| EngineError::Secret {
+                repository: repo.id.to_string(),
+                what: "password".into(),
+                source,
+            })?;
         let built = store::build(repo, create_local)?;
         let mut scrub = vec![password.expose().to_string()];
         scrub.extend(built.secrets);
@@ -181,8 +184,12 @@ fn lock_file(path: &Path, what: &str) -> Result<RepoLock, EngineError> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            tracing::info!(repository = what, "waiting for another lifeboat operation on this repository");
-            file.lock().map_err(io(format!("cannot lock {}", path.display())))?;
+            tracing::info!(
+                repository = what,
+                "waiting for another lifeboat operation on this repository"
+            );
+            file.lock()
+                .map_err(io(format!("cannot lock {}", path.display())))?;
         }
         Err(std::fs::TryLockError::Error(e)) => {
             return Err(io(format!("cannot lock {}", path.display()))(e));
@@ -210,7 +217,10 @@ mod tests {
             })
         };
         std::thread::sleep(std::time::Duration::from_millis(150));
-        assert!(!acquired.load(Ordering::SeqCst), "two operations held the lock at once");
+        assert!(
+            !acquired.load(Ordering::SeqCst),
+            "two operations held the lock at once"
+        );
         drop(first);
         waiter.join().unwrap();
         assert!(acquired.load(Ordering::SeqCst));

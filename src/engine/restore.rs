@@ -59,7 +59,9 @@ impl Engine {
                 .ok_or_else(|| EngineError::Internal("system has no repository".into()))?,
         };
         if !req.overwrite && !req.dry_run && dir_has_entries(&req.target) {
-            return Err(EngineError::TargetNotEmpty { path: req.target.clone() });
+            return Err(EngineError::TargetNotEmpty {
+                path: req.target.clone(),
+            });
         }
         let mut record = self.record(RunKind::Restore, Some(&system));
         let connect = self.connect(&repo, false);
@@ -72,13 +74,38 @@ impl Engine {
             let _lock = access.lock()?;
             let open = access.open()?;
             let repo = open.to_indexed().map_err(|e| access.rustic(e))?;
-            let snap = repo
-                .get_snapshot_from_str(&req.snapshot, |sn| sn.label == label)
-                .map_err(|_| EngineError::SnapshotNotFound {
-                    repository: access.id().to_string(),
-                    system: label.clone(),
-                    spec: req.snapshot.clone(),
-                })?;
+            let not_found = || EngineError::SnapshotNotFound {
+                repository: access.id().to_string(),
+                system: label.clone(),
+                spec: req.snapshot.clone(),
+            };
+            let mut snaps = repo
+                .get_matching_snapshots(|sn| sn.label == label)
+                .map_err(|e| access.rustic(e))?;
+            snaps.sort_by(|a, b| a.time.cmp(&b.time));
+            let snap = if req.snapshot == "latest" {
+                snaps.pop().ok_or_else(not_found)?
+            } else {
+                // A copy keeps the source snapshot's id as `original`: either id finds it.
+                let spec = req.snapshot.to_ascii_lowercase();
+                let mut found: Vec<_> = snaps
+                    .into_iter()
+                    .filter(|sn| {
+                        sn.id.to_hex().starts_with(&spec)
+                            || sn.original.is_some_and(|o| o.to_hex().starts_with(&spec))
+                    })
+                    .collect();
+                match found.len() {
+                    0 => return Err(not_found()),
+                    1 => found.remove(0),
+                    n => {
+                        return Err(EngineError::Config {
+                            repository: access.id().to_string(),
+                            message: format!("snapshot id prefix \"{spec}\" is ambiguous ({n} snapshots); give more characters"),
+                        });
+                    }
+                }
+            };
             let inner = req.path.as_ref().map_or_else(String::new, |p| p.display().to_string());
             let node = repo
                 .node_from_snapshot_and_path(&snap, &inner)
@@ -168,5 +195,7 @@ impl Engine {
 }
 
 fn dir_has_entries(path: &std::path::Path) -> bool {
-    std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(false)
+    std::fs::read_dir(path)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
 }

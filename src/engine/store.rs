@@ -75,7 +75,11 @@ pub fn build(repo: &Repository, create_local: bool) -> Result<BuiltStore, Engine
                 .with_client_options(client.with_allow_http(repo.allow_http))
                 .with_retry(retry)
                 .with_virtual_hosted_style_request(false)
-                .with_region(repo.region.clone().unwrap_or_else(|| "us-east-1".to_string()));
+                .with_region(
+                    repo.region
+                        .clone()
+                        .unwrap_or_else(|| "us-east-1".to_string()),
+                );
             if let Some(endpoint) = &repo.endpoint {
                 b = b.with_endpoint(endpoint.to_string().trim_end_matches('/'));
             }
@@ -94,7 +98,9 @@ pub fn build(repo: &Repository, create_local: bool) -> Result<BuiltStore, Engine
                 b = b.with_token(v.expose());
                 secrets.push(v.expose().to_string());
             }
-            let store = b.build().map_err(|e| invalid(Scrubber::new(secrets.clone()).scrub(&e.to_string())))?;
+            let store = b
+                .build()
+                .map_err(|e| invalid(Scrubber::new(secrets.clone()).scrub(&e.to_string())))?;
             (Arc::new(store), prefix.clone())
         }
         RepoUrl::Gcs { bucket, prefix } => {
@@ -121,7 +127,9 @@ pub fn build(repo: &Repository, create_local: bool) -> Result<BuiltStore, Engine
                 b = b.with_access_key(v.expose());
                 secrets.push(v.expose().to_string());
             }
-            let store = b.build().map_err(|e| invalid(Scrubber::new(secrets.clone()).scrub(&e.to_string())))?;
+            let store = b
+                .build()
+                .map_err(|e| invalid(Scrubber::new(secrets.clone()).scrub(&e.to_string())))?;
             (Arc::new(store), prefix.clone())
         }
     };

@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use super::Policy;
 use super::model::{Repository, Retention, System, Tier};
+use super::{Policy, RepoUrl};
 
 /// Renders the whole policy. Writing to a `String` cannot fail, hence the ignored results.
 pub(crate) fn render(policy: &Policy) -> String {
@@ -72,14 +72,8 @@ fn tier_lines(out: &mut String, t: &Tier) {
 }
 
 fn repository_lines(out: &mut String, r: &Repository) {
-    let _ = writeln!(
-        out,
-        "  {}  {}{}  {}",
-        r.id,
-        r.location,
-        if r.immutable { " immutable" } else { "" },
-        r.url
-    );
+    let immutable = if r.immutable { " immutable" } else { "" };
+    let _ = writeln!(out, "  {}  {}{immutable}  {}", r.id, r.location, r.url);
     let mut details = vec![
         format!("password from {}", r.password),
         format!("zstd {}", r.compression),
@@ -87,35 +81,40 @@ fn repository_lines(out: &mut String, r: &Repository) {
     if let Some(site) = &r.site {
         details.insert(0, format!("site {site}"));
     }
+    let _ = writeln!(out, "      {}", details.join(" · "));
+    if matches!(r.url, RepoUrl::Local(_)) {
+        return;
+    }
+    let mut store = Vec::new();
     if let Some(endpoint) = &r.endpoint {
-        details.push(format!("endpoint {endpoint}"));
+        store.push(format!("endpoint {endpoint}"));
     }
     if let Some(region) = &r.region {
-        details.push(format!("region {region}"));
+        store.push(format!("region {region}"));
     }
-    for (name, source) in [
+    if let Some(account) = &r.account {
+        store.push(format!("account {account}"));
+    }
+    if let Some(key) = &r.service_account_key {
+        store.push(format!("service account key {key}"));
+    }
+    store.push(format!(
+        "timeout {} · {} retries",
+        r.request_timeout, r.max_retries
+    ));
+    let _ = writeln!(out, "      {}", store.join(" · "));
+    let credentials: Vec<String> = [
         ("access-key-id", &r.access_key_id),
         ("secret-access-key", &r.secret_access_key),
         ("session-token", &r.session_token),
         ("access-key", &r.access_key),
-    ] {
-        if let Some(source) = source {
-            details.push(format!("{name} from {source}"));
-        }
+    ]
+    .into_iter()
+    .filter_map(|(name, source)| source.as_ref().map(|s| format!("{name} from {s}")))
+    .collect();
+    if !credentials.is_empty() {
+        let _ = writeln!(out, "      {}", credentials.join(" · "));
     }
-    if let Some(account) = &r.account {
-        details.push(format!("account {account}"));
-    }
-    if let Some(key) = &r.service_account_key {
-        details.push(format!("service account key {key}"));
-    }
-    if !matches!(r.url, super::RepoUrl::Local(_)) {
-        details.push(format!(
-            "timeout {} · {} retries",
-            r.request_timeout, r.max_retries
-        ));
-    }
-    let _ = writeln!(out, "      {}", details.join(" · "));
 }
 
 fn retention_text(r: &Retention) -> String {
@@ -157,7 +156,14 @@ fn system_lines(out: &mut String, s: &System) {
         let _ = writeln!(out, "      depends on {}", deps.join(", "));
     }
     for schedule in &s.schedules {
-        let _ = writeln!(out, "      {} \"{}\"", schedule.job, schedule.cron);
+        let cron = &schedule.cron;
+        // Show what is scheduled when it differs from what is written (5 fields, macros).
+        let expression = if cron.expression() == cron.as_str() {
+            String::new()
+        } else {
+            format!(" = {}", cron.expression())
+        };
+        let _ = writeln!(out, "      {} \"{cron}\"{expression}", schedule.job);
     }
     let _ = writeln!(out, "      retention {}", retention_text(&s.retention));
     for hook in &s.hooks {

@@ -390,21 +390,25 @@ pub(crate) fn zstd_level<'de, D: serde::Deserializer<'de>>(de: D) -> Result<i32,
 // HttpUrl
 
 /// An `http://` or `https://` endpoint (an S3-compatible store). Credentials in the URL are
-/// refused: they would be an inline secret.
+/// refused: they would be an inline secret. Kept as written, without a trailing `/` (clients
+/// append `/bucket` to it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl(url::Url);
+pub struct HttpUrl {
+    text: String,
+    url: url::Url,
+}
 
 impl HttpUrl {
     pub fn url(&self) -> &url::Url {
-        &self.0
+        &self.url
     }
 
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.text
     }
 
     pub fn is_https(&self) -> bool {
-        self.0.scheme() == "https"
+        self.url.scheme() == "https"
     }
 }
 
@@ -429,13 +433,16 @@ impl FromStr for HttpUrl {
                 "endpoint \"{s}\" must not have a query or fragment"
             ));
         }
-        Ok(HttpUrl(url))
+        Ok(HttpUrl {
+            text: s.trim_end_matches('/').to_owned(),
+            url,
+        })
     }
 }
 
 impl fmt::Display for HttpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
+        f.write_str(&self.text)
     }
 }
 
@@ -586,6 +593,7 @@ mod tests {
     fn endpoints_table() {
         let cases: &[(&str, Result<(), &str>)] = &[
             ("https://s3.dc.example.cn", Ok(())),
+            ("https://s3.dc.example.cn/", Ok(())),
             ("http://10.1.2.3:9000", Ok(())),
             ("s3://bucket", Err("must be an http:// or https:// URL")),
             (
@@ -597,7 +605,7 @@ mod tests {
         ];
         for (input, want) in cases {
             match (input.parse::<HttpUrl>(), want) {
-                (Ok(_), Ok(())) => {}
+                (Ok(url), Ok(())) => assert_eq!(url.as_str(), input.trim_end_matches('/')),
                 (Err(e), Err(part)) => {
                     assert!(e.contains(part), "{input}: {e}");
                     assert!(

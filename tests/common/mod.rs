@@ -375,6 +375,16 @@ pub fn garage_bin() -> PathBuf {
         );
         return p;
     }
+    // Where ./tests/run.sh installs it.
+    let cache = std::env::var_os("LIFEBOAT_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lifeboat")));
+    if let Some(p) = cache
+        .map(|c| c.join("garage/bin/garage"))
+        .filter(|p| is_executable(p))
+    {
+        return p;
+    }
     find_in_path("garage").unwrap_or_else(|| {
         panic!(
             "garage not found: run ./tests/run.sh (it installs garage 2.5.0 into \
