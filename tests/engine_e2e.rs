@@ -1,6 +1,8 @@
 //! End-to-end tests of the real `lifeboat` binary against real repositories: local directories
 //! and a Garage S3 server on 127.0.0.1, read back by Debian's restic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

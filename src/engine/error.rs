@@ -116,6 +116,7 @@ pub enum EngineError {
 
 impl EngineError {
     /// Converts a rustic_core error met while working on `repository`.
+    #[allow(clippy::boxed_local)] // rustic_core hands its errors out boxed
     pub fn from_rustic(repository: &str, err: Box<RusticError>) -> EngineError {
         let repository = repository.to_string();
         if err.is_incorrect_password() {

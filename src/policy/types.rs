@@ -112,8 +112,8 @@ impl fmt::Display for Duration {
         if nanos != 0 {
             let total = self.0.as_nanos();
             return match () {
-                () if total % 1_000_000 == 0 => write!(f, "{}ms", total / 1_000_000),
-                () if total % 1_000 == 0 => write!(f, "{}us", total / 1_000),
+                () if total.is_multiple_of(1_000_000) => write!(f, "{}ms", total / 1_000_000),
+                () if total.is_multiple_of(1_000) => write!(f, "{}us", total / 1_000),
                 () => write!(f, "{total}ns"),
             };
         }

@@ -201,13 +201,12 @@ fn retry<T: DeserializeOwned>(
             message => {
                 if let (SerdeMessage::UnknownField { name, expected }, 1) =
                     (&message, found.path.len())
-                {
-                    if let Some(meant) = closest(
+                    && let Some(meant) = closest(
                         name,
                         expected.iter().map(String::as_str).filter(|k| *k != "id"),
-                    ) {
-                        outcome.touched.insert(meant.to_owned());
-                    }
+                    )
+                {
+                    outcome.touched.insert(meant.to_owned());
                 }
                 problems.push(describe(file, &base, &found, message));
             }

@@ -51,13 +51,13 @@ pub(super) fn parse_serde_message(message: &str) -> SerdeMessage {
         }
     }
     for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some(rest) = message.strip_prefix(prefix) {
-            if let Some((found, expected)) = rest.split_once(", expected ") {
-                return SerdeMessage::Invalid {
-                    expected: expected.to_owned(),
-                    found: found.to_owned(),
-                };
-            }
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((found, expected)) = rest.split_once(", expected ")
+        {
+            return SerdeMessage::Invalid {
+                expected: expected.to_owned(),
+                found: found.to_owned(),
+            };
         }
     }
     SerdeMessage::Other(message.to_owned())

@@ -275,12 +275,12 @@ fn check_repository(ctx: &mut Ctx<'_, '_>, r: &Repository) {
             Some(format!("this repository is {what}; remove {key}")),
         );
     }
-    if let Some(endpoint) = &r.endpoint {
-        if !endpoint.is_https()
-            && !r.allow_http
-            && !ctx.parsed.touched(Section::Repositories, id, "allow-http")
-        {
-            ctx.report(
+    if let Some(endpoint) = &r.endpoint
+        && !endpoint.is_https()
+        && !r.allow_http
+        && !ctx.parsed.touched(Section::Repositories, id, "allow-http")
+    {
+        ctx.report(
                 Section::Repositories,
                 id,
                 &[k("endpoint")],
@@ -288,7 +288,6 @@ fn check_repository(ctx: &mut Ctx<'_, '_>, r: &Repository) {
                 "the endpoint uses plain http".into(),
                 Some("use https://, or set allow-http = true if the link is protected otherwise (a private line)".into()),
             );
-        }
     }
 }
 
@@ -380,17 +379,20 @@ fn check_system(ctx: &mut Ctx<'_, '_>, s: &System) {
                 .filter(|r| parsed.clean(Section::Repositories, r.id.as_str()))
         })
         .collect();
-    if let (Some(Some(first)), true) = (clean_repos.first(), repos_given) {
-        if first.location == Location::Remote {
-            ctx.report(
-                Section::Systems,
-                id,
-                &[k("repositories"), i(0)],
-                At::Value,
-                format!("the first repository, \"{}\", is remote", first.id),
-                Some("the first repository receives the backup; put the branch-local repository first".into()),
-            );
-        }
+    if let (Some(Some(first)), true) = (clean_repos.first(), repos_given)
+        && first.location == Location::Remote
+    {
+        ctx.report(
+            Section::Systems,
+            id,
+            &[k("repositories"), i(0)],
+            At::Value,
+            format!("the first repository, \"{}\", is remote", first.id),
+            Some(
+                "the first repository receives the backup; put the branch-local repository first"
+                    .into(),
+            ),
+        );
     }
     if site_ok && parsed.clean(Section::Sites, s.site.as_str()) {
         check_locations(ctx, s, &clean_repos);
