@@ -215,17 +215,27 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             let req = ForgetRequest {
                 system: a.system.clone(),
                 repository: a.repo.clone(),
-                dry_run: a.dry_run,
                 prune: a.prune,
             };
-            let (reports, record) = engine.forget(&req).await?;
-            if !a.dry_run {
-                journal(&engine, &record);
+            // The plan, with a reason per snapshot, is shown before anything is deleted.
+            let plan = engine.forget_plan(&req).await?;
+            if a.dry_run {
+                if json {
+                    print_json(&serde_json::json!({ "repositories": plan }));
+                } else {
+                    render::forget(&plan);
+                }
+                return Ok(Exit::Ok);
             }
+            if !json {
+                render::forget(&plan);
+            }
+            let (reports, record) = engine.forget_apply(&req, plan).await?;
+            journal(&engine, &record);
             if json {
                 print_json(&serde_json::json!({ "repositories": reports, "run": record }));
             } else {
-                render::forget(&reports);
+                render::forget_done(&reports);
             }
             Ok(Exit::of_run(record.outcome, record.error.as_ref()))
         }

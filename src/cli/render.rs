@@ -179,7 +179,7 @@ pub fn forget(reports: &[ForgetReport]) {
             println!("{}: skipped ({why})", r.repository);
             continue;
         }
-        let verb = if r.dry_run { "would forget" } else { "forgot" };
+        let verb = "plan: forget";
         println!(
             "{}: {verb} {} of {} snapshot(s)",
             r.repository,
@@ -195,8 +195,19 @@ pub fn forget(reports: &[ForgetReport]) {
                 d.reasons.join(", ")
             );
         }
-        if let Some(p) = r.pruned_packs {
-            println!("  prune: {p} pack(s) marked for deletion");
+    }
+}
+
+pub fn forget_done(reports: &[ForgetReport]) {
+    for r in reports {
+        match (&r.skipped, r.pruned_packs) {
+            (Some(why), _) if why.starts_with("failed") => println!("{}: {why}", r.repository),
+            (Some(_), _) => {}
+            (None, Some(p)) => println!(
+                "{}: forgot {} snapshot(s); prune: {p} pack(s) to delete",
+                r.repository, r.forgotten
+            ),
+            (None, None) => println!("{}: forgot {} snapshot(s)", r.repository, r.forgotten),
         }
     }
 }

@@ -67,7 +67,6 @@ pub struct ForgetRequest {
     pub system: String,
     /// Only this repository (default: every mutable repository of the system).
     pub repository: Option<String>,
-    pub dry_run: bool,
     /// Also prune unreferenced data after forgetting.
     pub prune: bool,
 }
@@ -377,25 +376,20 @@ impl Engine {
         })
     }
 
-    /// Applies the system's retention: a plan with reasons, then (unless dry-run) the deletion.
-    pub async fn forget(
-        &self,
-        req: &ForgetRequest,
-    ) -> Result<(Vec<ForgetReport>, RunRecord), EngineError> {
+    /// The retention plan of a system: every snapshot in each of its mutable repositories (or
+    /// only `req.repository`) with keep/forget and the reasons. Deletes nothing.
+    pub async fn forget_plan(&self, req: &ForgetRequest) -> Result<Vec<ForgetReport>, EngineError> {
         let system = self.system(&req.system)?.clone();
-        let repos: Vec<Repository> = match &req.repository {
-            Some(id) => vec![self.repository_of(&system, id)?],
-            None => self.repositories_of(&system),
-        };
         let keep = keep_options(&system.retention);
-        let mut record = self.record(RunKind::Forget, Some(&system));
         let mut reports = Vec::new();
-        for repo in repos {
+        for repo in self.forget_targets(&system, req)? {
             if repo.immutable {
                 reports.push(ForgetReport {
                     repository: repo.id.to_string(),
-                    dry_run: req.dry_run,
-                    skipped: Some("immutable repository: its retention is enforced by the storage's object lock".into()),
+                    dry_run: true,
+                    skipped: Some(
+                        "immutable repository: its retention is enforced by the storage's object lock".into(),
+                    ),
                     decisions: Vec::new(),
                     forgotten: 0,
                     pruned_packs: None,
@@ -406,9 +400,7 @@ impl Engine {
             let label = system.id.to_string();
             let keep = keep.clone();
             let now = self.now();
-            let (dry_run, prune) = (req.dry_run, req.prune);
-            let started = Instant::now();
-            let out = blocking(move || {
+            let report = blocking(move || {
                 let access = connect.call()?;
                 let _lock = access.lock()?;
                 let open = access.open()?;
@@ -431,64 +423,130 @@ impl Engine {
                     })
                     .collect();
                 decisions.sort_by_key(|d| std::cmp::Reverse(d.snapshot.time));
-                let ids = groups.into_forget_ids();
-                let forgotten = ids.len();
-                let mut pruned_packs = None;
-                if !dry_run {
-                    if !ids.is_empty() {
-                        open.delete_snapshots(&ids).map_err(|e| access.rustic(e))?;
-                    }
-                    if prune {
-                        let popts = PruneOptions::default();
-                        let plan = PrunePlan::from_prune_options(&open, &popts)
-                            .map_err(|e| access.rustic(e))?;
-                        pruned_packs = Some(
-                            plan.stats.packs_to_delete.remove + plan.stats.packs_to_delete.recover,
-                        );
-                        open.prune(&popts, plan).map_err(|e| access.rustic(e))?;
-                    }
-                }
+                let forgotten = decisions.iter().filter(|d| !d.keep).count();
                 Ok(ForgetReport {
                     repository: access.id().to_string(),
-                    dry_run,
+                    dry_run: true,
                     skipped: None,
                     decisions,
                     forgotten,
-                    pruned_packs,
+                    pruned_packs: None,
                 })
             })
             .await;
-            match out {
-                Ok(report) => {
+            match report {
+                Ok(r) => reports.push(r),
+                // Planning a system's repositories: report an unreachable one, plan the others.
+                Err(e) if req.repository.is_none() => reports.push(ForgetReport {
+                    repository: repo.id.to_string(),
+                    dry_run: true,
+                    skipped: Some(format!("cannot plan: {e}")),
+                    decisions: Vec::new(),
+                    forgotten: 0,
+                    pruned_packs: None,
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(reports)
+    }
+
+    /// Deletes exactly the snapshots the plan marks "forget" (those still present), then prunes
+    /// if asked. Snapshots that appeared after the plan are kept.
+    pub async fn forget_apply(
+        &self,
+        req: &ForgetRequest,
+        plan: Vec<ForgetReport>,
+    ) -> Result<(Vec<ForgetReport>, RunRecord), EngineError> {
+        let system = self.system(&req.system)?.clone();
+        let mut record = self.record(RunKind::Forget, Some(&system));
+        let mut reports = Vec::new();
+        for mut report in plan {
+            report.dry_run = false;
+            let repo = self.repository(&report.repository)?.clone();
+            if report.skipped.is_some() {
+                reports.push(report);
+                continue;
+            }
+            let ids: Vec<String> = report
+                .decisions
+                .iter()
+                .filter(|d| !d.keep)
+                .map(|d| d.snapshot.id.clone())
+                .collect();
+            let connect = self.connect(&repo, false);
+            let prune = req.prune;
+            let started = Instant::now();
+            let ids2 = ids.clone();
+            let done = blocking(move || {
+                let access = connect.call()?;
+                let _lock = access.lock()?;
+                let open = access.open()?;
+                let present: Vec<_> = open
+                    .get_all_snapshots()
+                    .map_err(|e| access.rustic(e))?
+                    .into_iter()
+                    .map(|sn| sn.id)
+                    .filter(|id| ids2.iter().any(|x| x.as_str() == id.to_hex().as_str()))
+                    .collect();
+                if !present.is_empty() {
+                    open.delete_snapshots(&present)
+                        .map_err(|e| access.rustic(e))?;
+                }
+                let mut pruned = None;
+                if prune {
+                    let popts = PruneOptions::default();
+                    let plan = PrunePlan::from_prune_options(&open, &popts)
+                        .map_err(|e| access.rustic(e))?;
+                    pruned = Some(
+                        plan.stats.packs_to_delete.remove + plan.stats.packs_to_delete.recover,
+                    );
+                    open.prune(&popts, plan).map_err(|e| access.rustic(e))?;
+                }
+                Ok((present.len(), pruned))
+            })
+            .await;
+            match done {
+                Ok((forgotten, pruned)) => {
+                    report.forgotten = forgotten;
+                    report.pruned_packs = pruned;
                     record.repositories.push(RepoResult {
                         repository: repo.id.to_string(),
                         location: repo.location.to_string(),
                         immutable: repo.immutable,
                         outcome: Outcome::Success,
                         available_at: None,
-                        snapshots: report
-                            .decisions
-                            .iter()
-                            .filter(|d| !d.keep)
-                            .map(|d| d.snapshot.id.clone())
-                            .collect(),
+                        snapshots: ids,
                         bytes_added: 0,
                         seconds: started.elapsed().as_secs_f64(),
                         error: None,
                     });
-                    reports.push(report);
                 }
                 Err(e) => {
+                    report.skipped = Some(format!("failed: {e}"));
+                    report.forgotten = 0;
                     record.repositories.push(failed_result(&repo, &e));
                     if req.repository.is_some() {
                         return Err(e);
                     }
                 }
             }
+            reports.push(report);
         }
         record.outcome = record.derive_outcome();
         record.finished_at = self.now();
         Ok((reports, record))
+    }
+
+    fn forget_targets(
+        &self,
+        system: &System,
+        req: &ForgetRequest,
+    ) -> Result<Vec<Repository>, EngineError> {
+        Ok(match &req.repository {
+            Some(id) => vec![self.repository_of(system, id)?],
+            None => self.repositories_of(system),
+        })
     }
 }
 

@@ -23,6 +23,11 @@ use super::store;
 use crate::policy::Repository as RepoPolicy;
 use crate::secret::Secret;
 
+/// Size of data packs in new repositories (restic's default too). rustic's default grows packs
+/// with the repository (32 MiB and up); restore memory grows with pack size times compression
+/// ratio, so lifeboat keeps packs at this fixed size.
+pub const DATA_PACK_SIZE: u32 = 16 << 20;
+
 /// An opened (not yet unlocked) repository.
 pub type OpenRepo = Repository<OpenStatus>;
 
@@ -143,7 +148,10 @@ impl RepoAccess {
             None => repo.init(
                 &creds,
                 &KeyOptions::default(),
-                &ConfigOptions::default().set_compression(level),
+                &ConfigOptions::default()
+                    .set_compression(level)
+                    .set_datapack_size(bytesize::ByteSize::b(DATA_PACK_SIZE.into()))
+                    .set_datapack_size_limit(bytesize::ByteSize::b(DATA_PACK_SIZE.into())),
             ),
             Some(source) => {
                 let mut config = source.clone();
