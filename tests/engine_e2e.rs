@@ -821,3 +821,87 @@ fn a_vanished_source_path_fails_the_run_with_a_precise_cause() {
             .contains("does not exist")
     );
 }
+
+#[test]
+fn hooks_dump_before_the_backup_report_after_it_and_a_failing_pre_hook_stops_it() {
+    let env = Env::new(None);
+    let policy = env.root().join("policies/policy.toml");
+    let marker = env.root().join("post-hook.txt");
+    let failed = env.root().join("failure-hook.txt");
+    let hooks = format!(
+        r#"
+[[systems.branch-finance.hooks]]
+when = "pre"
+command = ["/bin/sh", "-c", "echo \"ledger dump $LIFEBOAT_SYSTEM\" > {src}/ledger.sql; test ! -e {root}/fail-pre"]
+timeout = "30s"
+
+[[systems.branch-finance.hooks]]
+when = "post"
+command = ["/bin/sh", "-c", "echo \"$LIFEBOAT_SNAPSHOT_ID $LIFEBOAT_OUTCOME\" > {marker}"]
+
+[[systems.branch-finance.hooks]]
+when = "failure"
+command = ["/bin/sh", "-c", "echo \"$LIFEBOAT_ERROR\" > {failed}"]
+"#,
+        src = env.src().display(),
+        root = env.root().display(),
+        marker = marker.display(),
+        failed = failed.display()
+    );
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text.push_str(&hooks);
+    std::fs::write(&policy, text).unwrap();
+    env.ok(&["init", "--system", "branch-finance"]);
+
+    let before = jiff::Timestamp::now();
+    let record = env.json(&["backup", "--system", "branch-finance"]);
+    assert_eq!(record["outcome"], "success", "{record}");
+    // The capture time is the start of the pre hook (the dump), not the file walk.
+    let capture: jiff::Timestamp = record["capture_time"].as_str().unwrap().parse().unwrap();
+    let started: jiff::Timestamp = record["started_at"].as_str().unwrap().parse().unwrap();
+    assert!(capture >= before && capture >= started, "{record}");
+    let snapshot = record["snapshot_id"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        format!("{snapshot} success")
+    );
+    // The dump the pre hook wrote is in the snapshot.
+    let target = env.root().join("restore");
+    env.ok(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--path",
+        env.src().join("ledger.sql").to_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let restored = std::fs::read_to_string(target.join("ledger.sql")).unwrap();
+    assert_eq!(restored.trim(), "ledger dump branch-finance");
+
+    // A failing pre hook: no snapshot, exit 9, the failure hook gets the error.
+    std::fs::write(env.root().join("fail-pre"), "").unwrap();
+    let out = env.run(&["backup", "--system", "branch-finance", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["outcome"], "failed");
+    assert_eq!(record["error"]["kind"], "hook-failed");
+    assert!(record.get("snapshot_id").is_none());
+    assert!(
+        std::fs::read_to_string(&failed)
+            .unwrap()
+            .contains("pre hook `/bin/sh` failed")
+    );
+    assert_eq!(
+        env.json(&["snapshots", "--system", "branch-finance"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

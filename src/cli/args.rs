@@ -69,7 +69,7 @@ pub enum Command {
     /// Create the repositories of a system (or one repository).
     #[command(after_help = "Examples:
   lifeboat init --system linfen-finance      # all repositories of the system
-  lifeboat init --repo shanxi-dc-offsite     # one repository
+  lifeboat init --repo linfen-offsite     # one repository
 
 Repositories after the first one of a system share its chunker parameters, so copies deduplicate.
 An existing repository is left untouched.")]
@@ -88,13 +88,13 @@ was made but a copy failed; the run record says which repository and why.")]
     /// List snapshots of a system or a repository.
     #[command(after_help = "Examples:
   lifeboat snapshots --system linfen-finance
-  lifeboat snapshots --repo shanxi-dc-offsite --json")]
+  lifeboat snapshots --repo linfen-offsite --json")]
     Snapshots(SnapshotsArgs),
 
     /// Restore a snapshot (or a path inside it) to a directory.
     #[command(after_help = "Examples:
   lifeboat restore --system linfen-finance --target /srv/restore
-  lifeboat restore --system linfen-finance --repo shanxi-dc-offsite --snapshot 1a2b3c4d \\
+  lifeboat restore --system linfen-finance --repo linfen-offsite --snapshot 1a2b3c4d \\
                    --path /srv/finance/reports --target /tmp/reports --verify
   lifeboat restore --system linfen-finance --target /srv/restore --dry-run
 
@@ -105,7 +105,7 @@ with --path, the contents of that path go directly into the target.")]
     /// Check the integrity of repositories.
     #[command(after_help = "Examples:
   lifeboat check --repo linfen-local                         # structure
-  lifeboat check --repo shanxi-dc-offsite --read-data        # read every pack
+  lifeboat check --repo linfen-offsite --read-data        # read every pack
   lifeboat check --system linfen-finance --read-data-subset daily/week
 
 Subsets: n/m (packs with id % m == n), 10%, 500MiB, daily/week (rotates through all packs in a week).")]
@@ -123,7 +123,7 @@ Immutable repositories are skipped: their retention is the object lock's.")]
     /// Copy a system's snapshots between its repositories (only what the target lacks).
     #[command(after_help = "Examples:
   lifeboat copy --system linfen-finance                        # first repository -> all others
-  lifeboat copy --system linfen-finance --from linfen-local --to shanxi-dc-offsite")]
+  lifeboat copy --system linfen-finance --from linfen-local --to linfen-offsite")]
     Copy(CopyArgs),
 }
 
