@@ -209,6 +209,9 @@ pub struct ObjectStoreBackend {
     /// a running rustic_core operation, which cannot be cancelled otherwise.
     abort: Arc<AtomicBool>,
     budget: Arc<ReadBudget>,
+    /// Whether large reads go through `budget` (restores only: a check or copy reads and
+    /// drops each pack at once, and is faster without the valve).
+    budgeted: AtomicBool,
 }
 
 /// Default memory budget for large pack reads (see [`ReadBudget`]); `LIFEBOAT_READ_BUDGET_MIB`.
@@ -239,7 +242,13 @@ impl ObjectStoreBackend {
             scrubber,
             abort: Arc::new(AtomicBool::new(false)),
             budget: ReadBudget::new(read_budget()),
+            budgeted: AtomicBool::new(false),
         }
+    }
+
+    /// Bounds the memory of large reads from now on (see [`ReadBudget`]); used by restores.
+    pub fn limit_read_memory(&self) {
+        self.budgeted.store(true, Ordering::Relaxed);
     }
 
     /// A flag that, once set, fails all further calls of this backend.
@@ -400,7 +409,7 @@ impl ReadBackend for ObjectStoreBackend {
         let path = self.path(tpe, id);
         // u64 arithmetic: offset + length may overflow u32.
         let range: Range<u64> = u64::from(offset)..u64::from(offset) + u64::from(length);
-        if u64::from(length) < BUDGET_MIN_READ {
+        if u64::from(length) < BUDGET_MIN_READ || !self.budgeted.load(Ordering::Relaxed) {
             return self.block_on("cannot read", &path, self.store.get_range(&path, range));
         }
         // Budget first, then the heap: a reader that waited for budget must still see the

@@ -165,6 +165,11 @@ impl RepoAccess {
         result.map_err(|e| self.rustic(e))
     }
 
+    /// Bounds the memory of large pack reads (restores).
+    pub fn limit_read_memory(&self) {
+        self.backend.limit_read_memory();
+    }
+
     /// The location for messages.
     pub fn location(&self) -> String {
         self.policy.url.to_string()

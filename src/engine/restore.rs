@@ -71,6 +71,7 @@ impl Engine {
         let outcome = blocking(move || {
             let req = req2;
             let access = connect.call()?;
+            access.limit_read_memory();
             let _lock = access.lock()?;
             let open = access.open()?;
             let repo = open.to_indexed().map_err(|e| access.rustic(e))?;
