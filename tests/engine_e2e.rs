@@ -504,6 +504,31 @@ fn check_finds_a_corrupted_pack() {
     env.ok(&["init", "--system", "branch-finance"]);
     env.ok(&["backup", "--system", "branch-finance"]);
     env.ok(&["check", "--repo", "branch-local", "--read-data"]);
+    let subset = env.json(&[
+        "check",
+        "--repo",
+        "branch-local",
+        "--read-data-subset",
+        "1/2",
+    ]);
+    assert_eq!(subset[0]["read_data"], true);
+    assert_eq!(subset[0]["read_data_subset"], "1/2");
+    assert_eq!(subset[0]["errors"], 0);
+    // A malformed subset is a usage problem with a hint, not a crash.
+    let bad = env.run(&[
+        "check",
+        "--repo",
+        "branch-local",
+        "--read-data-subset",
+        "often",
+    ]);
+    assert_eq!(
+        bad.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("daily/week"));
     // Flip bytes in the middle of the largest pack file.
     let packs: Vec<PathBuf> = walk(&env.root().join("repos/local/data"));
     let pack = packs
@@ -530,6 +555,20 @@ fn check_finds_a_corrupted_pack() {
     assert!(
         stdout.contains(&name[..8]),
         "the damaged pack {name} is not named: {stdout}"
+    );
+    // Reading every pack through the subset syntax finds it too.
+    let out = env.run(&[
+        "check",
+        "--repo",
+        "branch-local",
+        "--read-data-subset",
+        "all",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     // A structure-only check does not read data and so cannot see it: it passes.
     env.ok(&["check", "--repo", "branch-local"]);

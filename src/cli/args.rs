@@ -108,7 +108,8 @@ with --path, the contents of that path go directly into the target.")]
   lifeboat check --repo linfen-offsite --read-data        # read every pack
   lifeboat check --system linfen-finance --read-data-subset daily/week
 
-Subsets: n/m (packs with id % m == n), 10%, 500MiB, daily/week (rotates through all packs in a week).")]
+Subsets: n/m (packs with id % m == n), daily/week (rotates through all packs in a week), all;
+10% or 500MiB pick a random subset of *up to* that size (100% may leave a pack out: use all).")]
     Check(CheckArgs),
 
     /// Apply a system's retention policy (prints the plan with a reason per snapshot first).
