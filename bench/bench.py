@@ -87,26 +87,12 @@ host = "bench-host"
 tier = "BENCH"
 paths = ["{data}"]
 repositories = ["bench-repo"]
-
-[[systems.bench.schedules]]
-job = "backup"
-cron = "@daily"
-
-[[systems.bench.schedules]]
-job = "copy"
-cron = "@daily"
-
-[[systems.bench.schedules]]
-job = "check"
-cron = "@daily"
-
-[[systems.bench.schedules]]
-job = "read-data"
-cron = "@weekly"
-
-[[systems.bench.schedules]]
-job = "forget"
-cron = "@weekly"
+schedules = [
+    {{ job = "backup", cron = "@daily" }},
+    {{ job = "check", cron = "@daily" }},
+    {{ job = "read-data", cron = "@weekly" }},
+    {{ job = "forget", cron = "@weekly" }},
+]
 
 [systems.bench.retention]
 keep-last = 10

@@ -117,26 +117,13 @@ tier = "TT"
 paths = ["{src}"]
 excludes = ["*.tmp", "{src}/cache-dir"]
 repositories = [{chain}]
-
-[[systems.branch-finance.schedules]]
-job = "backup"
-cron = "@daily"
-
-[[systems.branch-finance.schedules]]
-job = "copy"
-cron = "@daily"
-
-[[systems.branch-finance.schedules]]
-job = "check"
-cron = "@daily"
-
-[[systems.branch-finance.schedules]]
-job = "read-data"
-cron = "@weekly"
-
-[[systems.branch-finance.schedules]]
-job = "forget"
-cron = "@weekly"
+schedules = [
+    {{ job = "backup", cron = "@daily" }},
+    {{ job = "copy", cron = "@daily" }},
+    {{ job = "check", cron = "@daily" }},
+    {{ job = "read-data", cron = "@weekly" }},
+    {{ job = "forget", cron = "@weekly" }},
+]
 
 [systems.branch-finance.retention]
 keep-last = 2
@@ -793,6 +780,21 @@ fn credential_and_connection_failures_give_one_clear_line_and_a_documented_exit_
         errors[0]
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("not-the-password-123"));
+    // A failed run is evidence too: the check that could not open the repository is journalled.
+    let out = env
+        .cmd(&["check", "--repo", "branch-local"])
+        .env("TEST_REPO_PASSWORD", "not-the-password-123")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let failed_checks: Vec<Value> = walk(&env.root().join("state/runs"))
+        .iter()
+        .map(|p| serde_json::from_slice::<Value>(&std::fs::read(p).unwrap()).unwrap())
+        .filter(|r| r["kind"] == "check")
+        .collect();
+    assert_eq!(failed_checks.len(), 1, "{failed_checks:?}");
+    assert_eq!(failed_checks[0]["outcome"], "failed");
+    assert_eq!(failed_checks[0]["error"]["kind"], "wrong-password");
 
     // Missing password source: exit 4, names the variable.
     let out = env

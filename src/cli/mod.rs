@@ -124,9 +124,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
                 all_repos: a.all_repos,
             };
             let record = engine.backup(&req).await?;
-            Ok(finish_run(&engine, &record, json, || {
-                render::backup(&record)
-            }))
+            Ok(finish_run(&record, json, || render::backup(&record)))
         }
         Command::Snapshots(a) => {
             let list = engine
@@ -151,9 +149,6 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
                 overwrite: a.overwrite,
             };
             let report = engine.restore(&req).await?;
-            if !report.dry_run {
-                journal(&engine, &report.run);
-            }
             if json {
                 print_json(&report);
             } else {
@@ -182,7 +177,6 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
                 };
                 match engine.check(&req).await {
                     Ok(report) => {
-                        journal(&engine, &report.run);
                         if report.errors > 0 {
                             exit = Exit::Integrity;
                         }
@@ -231,7 +225,6 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
                 render::forget(&plan);
             }
             let (reports, record) = engine.forget_apply(&req, plan).await?;
-            journal(&engine, &record);
             if json {
                 print_json(&serde_json::json!({ "repositories": reports, "run": record }));
             } else {
@@ -241,14 +234,13 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         }
         Command::Copy(a) => {
             let record = engine.copy(&a.system, a.from.as_deref(), &a.to).await?;
-            Ok(finish_run(&engine, &record, json, || render::copy(&record)))
+            Ok(finish_run(&record, json, || render::copy(&record)))
         }
     }
 }
 
-/// Journals a run record, prints it, and returns its exit code.
-fn finish_run(engine: &Engine, record: &RunRecord, json: bool, text: impl FnOnce()) -> Exit {
-    journal(engine, record);
+/// Prints a run record (the engine has journalled it) and returns its exit code.
+fn finish_run(record: &RunRecord, json: bool, text: impl FnOnce()) -> Exit {
     if json {
         print_json(record);
     } else {
@@ -271,12 +263,6 @@ fn finish_run(engine: &Engine, record: &RunRecord, json: bool, text: impl FnOnce
         eprintln!("error: {msg}");
     }
     exit
-}
-
-fn journal(engine: &Engine, record: &RunRecord) {
-    if let Err(e) = engine.journal(record) {
-        tracing::warn!("could not journal run record {}: {e}", record.run_id);
-    }
 }
 
 fn policy_command(cmd: &PolicyCommand, default_dir: &Path, json: bool) -> Result<Exit, Failure> {

@@ -73,7 +73,7 @@ impl Engine {
                 }
             }
         }
-        record.finished_at = self.now();
+        self.finish(&mut record, false);
         Ok(record)
     }
 

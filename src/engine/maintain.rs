@@ -278,8 +278,7 @@ impl Engine {
             let result = self.copy_system(&sys, &from, target).await;
             record.repositories.push(result);
         }
-        record.outcome = record.derive_outcome();
-        record.finished_at = self.now();
+        self.finish(&mut record, true);
         Ok(record)
     }
 
@@ -342,6 +341,8 @@ impl Engine {
                 result.outcome = Outcome::Failed;
                 result.error = Some(e.to_run_error());
                 record.repositories.push(result);
+                record.error = Some(e.to_run_error());
+                self.finish(&mut record, true);
                 return Err(e);
             }
         };
@@ -363,8 +364,7 @@ impl Engine {
             .map(|f| f.message.clone())
             .collect();
         record.repositories.push(result);
-        record.outcome = record.derive_outcome();
-        record.finished_at = self.now();
+        self.finish(&mut record, true);
         Ok(CheckReport {
             repository: repo.id.to_string(),
             read_data,
@@ -533,8 +533,7 @@ impl Engine {
             }
             reports.push(report);
         }
-        record.outcome = record.derive_outcome();
-        record.finished_at = self.now();
+        self.finish(&mut record, true);
         Ok((reports, record))
     }
 

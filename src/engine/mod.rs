@@ -224,6 +224,18 @@ impl Engine {
         record
     }
 
+    /// Closes a run: derives its outcome (unless already decided), stamps the end time and
+    /// journals it. Every run, failed ones included, ends here, so no evidence is dropped.
+    fn finish(&self, record: &mut RunRecord, derive: bool) {
+        if derive {
+            record.outcome = record.derive_outcome();
+        }
+        record.finished_at = self.now();
+        if let Err(e) = self.journal(record) {
+            tracing::warn!("could not journal run record {}: {e}", record.run_id);
+        }
+    }
+
     /// Stores a finished run record under `<state>/runs/` (the local journal of evidence).
     pub fn journal(&self, record: &RunRecord) -> Result<std::path::PathBuf, EngineError> {
         let dir = self.state.runs();

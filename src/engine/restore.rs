@@ -174,8 +174,13 @@ impl Engine {
                 record.snapshot_id = Some(info.id.clone());
                 record.capture_time = info.backup_start.or(Some(info.time));
                 record.repositories.push(result);
-                record.outcome = record.derive_outcome();
-                record.finished_at = self.now();
+                if req.dry_run {
+                    // A plan is not a run: nothing to journal.
+                    record.outcome = record.derive_outcome();
+                    record.finished_at = self.now();
+                } else {
+                    self.finish(&mut record, true);
+                }
                 Ok(RestoreReport {
                     snapshot: info,
                     target: req.target.clone(),
@@ -190,7 +195,16 @@ impl Engine {
                     run: record,
                 })
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                result.outcome = Outcome::Failed;
+                result.error = Some(e.to_run_error());
+                record.repositories.push(result);
+                record.error = Some(e.to_run_error());
+                if !req.dry_run {
+                    self.finish(&mut record, true);
+                }
+                Err(e)
+            }
         }
     }
 }
