@@ -10,24 +10,7 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Makes jemalloc give freed pages back at once instead of after its default 10 s decay: a
-/// repository open allocates ~128 MiB for scrypt and frees it straight away, and a restore's
-/// decompressed blobs come and go; without this, peak memory counts both.
-fn return_freed_memory_promptly() {
-    use tikv_jemalloc_ctl::{Access, AsName};
-    // New arenas (one per thread group, made on demand) take these defaults; arena 0 exists.
-    for key in [
-        &b"arenas.dirty_decay_ms\0"[..],
-        b"arenas.muzzy_decay_ms\0",
-        b"arena.0.dirty_decay_ms\0",
-        b"arena.0.muzzy_decay_ms\0",
-    ] {
-        let _ = key.name().write(0isize);
-    }
-}
-
 fn main() -> std::process::ExitCode {
-    return_freed_memory_promptly();
     let cli = Cli::parse();
     let filter = std::env::var("RUST_LOG")
         .ok()

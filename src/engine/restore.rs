@@ -72,6 +72,7 @@ impl Engine {
             let req = req2;
             let access = connect.call()?;
             access.limit_read_memory();
+            super::backend::release_freed_memory_at_once();
             let _lock = access.lock()?;
             let open = access.open()?;
             let repo = open.to_indexed().map_err(|e| access.rustic(e))?;
