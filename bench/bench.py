@@ -183,7 +183,8 @@ def main():
     for name, tools in results.items():
         def med(tool, key):
             vals = sorted(r[key] for r in tools[tool])
-            return vals[len(vals) // 2]
+            mid = len(vals) // 2
+            return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
         ls, rs = med("lifeboat", "seconds"), med("restic", "seconds")
         lr, rr = med("lifeboat", "rss"), med("restic", "rss")
         nb = tools["lifeboat"][0]["bytes"]
