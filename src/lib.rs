@@ -3,11 +3,14 @@
 //! The library holds everything; `src/main.rs` only parses the command line and maps errors to
 //! exit codes. See the README's architecture section for the modules and their invariants.
 
+pub mod agent;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod exit;
 pub mod hooks;
+pub mod link;
 pub mod policy;
 pub mod run;
 pub mod secret;
