@@ -6,7 +6,10 @@
 //! * [`restic_bin`]: the restic binary, for interop checks.
 //! * [`make_dataset`], [`tree_digest`], [`assert_same_tree`]: deterministic test data and
 //!   byte-identical tree comparison.
+//! * [`standin::StandIn`]: a stand-in coordinator (HTTP on 127.0.0.1) for agent tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod standin;
 
 use std::collections::BTreeMap;
 use std::fs;
