@@ -126,6 +126,39 @@ Immutable repositories are skipped: their retention is the object lock's.")]
   lifeboat copy --system linfen-finance                        # first repository -> all others
   lifeboat copy --system linfen-finance --from linfen-local --to linfen-offsite")]
     Copy(CopyArgs),
+
+    /// Run the agent of a branch server, or ask a running one what it does.
+    #[command(after_help = "Examples:
+  lifeboat agent --config /etc/lifeboat/agent.toml            # run (systemd: deploy/lifeboat-agent.service)
+  lifeboat agent status --config /etc/lifeboat/agent.toml     # what ran, what is next, what is late
+  lifeboat agent status --config agent.toml --json
+
+The agent runs the cron schedules of the systems assigned to its host (from the coordinator, or
+from policy-dir when no [coordinator] is configured), writes every run record to a durable spool
+and delivers it to the coordinator at least once. SIGTERM lets running jobs finish within
+shutdown-grace. Exit code 3: agent.toml or the policy is invalid (nothing to run).")]
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent's configuration file.
+    #[arg(long, env = "LIFEBOAT_AGENT_CONFIG", default_value = "/etc/lifeboat/agent.toml", global = true)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Show what ran, what is next and what is late (reads the agent's state; works whether
+    /// or not the agent is running).
+    #[command(after_help = "Examples:
+  lifeboat agent status --config /etc/lifeboat/agent.toml
+  lifeboat agent status --json | jq '.jobs[] | select(.late)'
+
+Exit code 0 when nothing is late or failing, 8 when a job is late or its last run failed.")]
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

@@ -96,6 +96,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     if let Command::Policy(cmd) = &cli.command {
         return policy_command(cmd, &g.policy, g.json);
     }
+    if let Command::Agent(a) = &cli.command {
+        return Ok(agent_command(a, g.json).await);
+    }
     let policy = Arc::new(load_policy(&g.policy)?);
     let state = StateDir(g.state_dir.clone().unwrap_or_else(default_state_dir));
     let bars = if g.json || g.no_progress || !std::io::stderr().is_terminal() {
@@ -106,7 +109,6 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     let engine = Engine::new(policy, state, bars, Arc::new(SystemClock));
     let json = g.json;
     match &cli.command {
-        Command::Policy(_) => Ok(Exit::Ok),
         Command::Init(a) => {
             let out = engine
                 .init(a.target.system.as_deref(), a.target.repo.as_deref())
@@ -122,6 +124,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             let req = BackupRequest {
                 system: a.system.clone(),
                 all_repos: a.all_repos,
+                copy: true,
             };
             let record = engine.backup(&req).await?;
             Ok(finish_run(&record, json, || render::backup(&record)))
@@ -235,6 +238,25 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         Command::Copy(a) => {
             let record = engine.copy(&a.system, a.from.as_deref(), &a.to).await?;
             Ok(finish_run(&record, json, || render::copy(&record)))
+        }
+        Command::Policy(_) | Command::Agent(_) => Ok(Exit::Ok),
+    }
+}
+
+/// `lifeboat agent [status]`.
+async fn agent_command(a: &args::AgentArgs, json: bool) -> Exit {
+    let result = match a.command {
+        None => crate::agent::run(&a.config, Arc::new(SystemClock)).await,
+        Some(args::AgentCommand::Status) => {
+            crate::agent::status(&a.config, &SystemClock, json).await
+        }
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(e) => {
+            let exit = e.exit();
+            report_error(json, e.kind(), &e.to_string(), exit);
+            exit
         }
     }
 }

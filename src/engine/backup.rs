@@ -22,6 +22,9 @@ pub struct BackupRequest {
     pub system: String,
     /// Back up to every repository directly instead of copying from the first one.
     pub all_repos: bool,
+    /// After the backup, copy to the next repositories of the chain (the CLI does; the agent
+    /// runs copies as their own scheduled job, inside the link's windows).
+    pub copy: bool,
 }
 
 /// Result of writing one snapshot into one repository.
@@ -153,7 +156,7 @@ impl Engine {
             bytes: s.total_bytes_processed,
         });
 
-        if !req.all_repos {
+        if !req.all_repos && req.copy {
             for target in repos.iter().skip(1) {
                 let result = self.copy_system(system, &first, target).await;
                 record.repositories.push(result);

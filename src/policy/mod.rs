@@ -26,6 +26,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use cron::Cron;
+pub use load::parse_document;
 pub use ids::{IdError, MAX_ID_LEN, RepoId, SiteId, SystemId, TierId};
 pub use model::{
     Hook, HookWhen, JobKind, Location, OffsiteClass, Repository, Retention, Schedule, Site,

@@ -6,6 +6,7 @@
 //! This module does not check anything that involves two keys or two entries (that is
 //! `validate`), reads nothing but the policy files, and never resolves a secret.
 
+mod document;
 mod entry;
 mod messages;
 mod spans;
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+
+pub use document::parse_document;
 
 pub(crate) use messages::looks_secret;
 pub(crate) use spans::{has_key, span_at};
