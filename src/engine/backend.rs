@@ -9,6 +9,10 @@
 //! Errors carry a [`StoreError`] as their source, classified (unreachable, access denied, not
 //! found, …) so the engine can map them to exit codes. Messages never contain credentials: the
 //! secrets known to the backend are scrubbed from every message it produces.
+//!
+//! A backend of a repository across the branch link carries the engine's [`LinkGate`]: every
+//! write pays for its bytes there first (the limit of the moment) and fails with
+//! [`StoreErrorKind::WindowClosed`] outside the link's windows. Reads are not paced.
 
 use std::fmt;
 use std::ops::Range;
@@ -19,12 +23,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
+use jiff::Timestamp;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use rustic_core::{
     BytesList, ErrorKind, FileType, Id, ReadBackend, RusticError, RusticResult, WriteBackend,
 };
 use tokio::runtime::Handle;
+
+use super::throttle::{LinkGate, Refusal};
 
 /// What kind of storage failure happened; decides the exit code and the advice given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +42,10 @@ pub enum StoreErrorKind {
     AccessDenied,
     /// The object does not exist.
     NotFound,
-    /// The operation was aborted on purpose (shutdown, window end).
+    /// The operation was aborted on purpose (shutdown).
     Aborted,
+    /// The branch link's transfer window closed; traffic may flow again at `reopens`.
+    WindowClosed { reopens: Option<Timestamp> },
     /// Anything else the store reported.
     Other,
 }
@@ -55,6 +64,19 @@ impl fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl From<Refusal> for StoreError {
+    fn from(refusal: Refusal) -> Self {
+        let kind = match refusal {
+            Refusal::WindowClosed { reopens } => StoreErrorKind::WindowClosed { reopens },
+            Refusal::Aborted => StoreErrorKind::Aborted,
+        };
+        StoreError {
+            kind,
+            message: refusal.to_string(),
+        }
+    }
+}
 
 /// Removes every known secret from a message.
 #[derive(Clone, Default)]
@@ -234,6 +256,11 @@ pub struct ObjectStoreBackend {
     /// Whether large reads go through `budget` (restores only: a check or copy reads and
     /// drops each pack at once, and is faster without the valve).
     budgeted: AtomicBool,
+    /// The branch link's gate, for a repository across it: writes pay there first.
+    link: Option<Arc<LinkGate>>,
+    /// The first failed write. rustic_core's packer hands a failed pack write to its producers
+    /// as a closed channel, so the error an operation returns may not carry the cause; this does.
+    write_failure: Mutex<Option<StoreError>>,
 }
 
 /// Default memory budget for large pack reads (see [`ReadBudget`]); `LIFEBOAT_READ_BUDGET_MIB`.
@@ -265,7 +292,30 @@ impl ObjectStoreBackend {
             abort: Arc::new(AtomicBool::new(false)),
             budget: ReadBudget::new(read_budget()),
             budgeted: AtomicBool::new(false),
+            link: None,
+            write_failure: Mutex::new(None),
         }
+    }
+
+    /// Routes every write through `gate` (a repository across the branch link).
+    pub fn with_link(mut self, gate: Arc<LinkGate>) -> Self {
+        self.link = Some(gate);
+        self
+    }
+
+    /// The first write that failed on this backend, if any (see `write_failure`).
+    pub fn write_failure(&self) -> Option<StoreError> {
+        self.write_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn record_write_failure(&self, err: &StoreError) {
+        self.write_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| err.clone());
     }
 
     /// Bounds the memory of large reads from now on (see [`ReadBudget`]); used by restores.
@@ -311,19 +361,21 @@ impl ObjectStoreBackend {
         target: &StorePath,
         fut: impl Future<Output = object_store::Result<T>>,
     ) -> RusticResult<T> {
+        self.try_block_on(fut)
+            .map_err(|e| self.error(what, target, e))
+    }
+
+    /// Runs a store call unless aborted; the error classified.
+    fn try_block_on<T>(
+        &self,
+        fut: impl Future<Output = object_store::Result<T>>,
+    ) -> Result<T, StoreError> {
         if self.abort.load(Ordering::Relaxed) {
-            return Err(self.error(
-                what,
-                target,
-                StoreError {
-                    kind: StoreErrorKind::Aborted,
-                    message: "operation aborted".into(),
-                },
-            ));
+            return Err(Refusal::Aborted.into());
         }
         self.handle
             .block_on(fut)
-            .map_err(|e| self.error(what, target, classify(&e, &self.scrubber)))
+            .map_err(|e| classify(&e, &self.scrubber))
     }
 
     fn error(&self, what: &str, target: &StorePath, err: StoreError) -> Box<RusticError> {
@@ -464,9 +516,22 @@ impl WriteBackend for ObjectStoreBackend {
         buf: BytesList,
     ) -> RusticResult<()> {
         let path = self.path(tpe, id);
-        let payload: PutPayload = buf.into_vec().into_iter().collect();
-        self.block_on("cannot write", &path, self.store.put(&path, payload))
-            .map(|_| ())
+        let parts = buf.into_vec();
+        let result = match &self.link {
+            Some(gate) => {
+                let len = parts.iter().map(|p| p.len() as u64).sum();
+                gate.pass(len, &self.abort).map_err(StoreError::from)
+            }
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            let payload: PutPayload = parts.into_iter().collect();
+            self.try_block_on(self.store.put(&path, payload))
+        });
+        result.map(|_| ()).map_err(|e| {
+            self.record_write_failure(&e);
+            self.error("cannot write", &path, e)
+        })
     }
 
     fn remove(&self, tpe: FileType, id: &Id, _cacheable: bool) -> RusticResult<()> {

@@ -1,11 +1,13 @@
 //! Typed engine errors. Each says what went wrong at which repository and what to do next; none
 //! contains a secret. They are mapped to exit codes once, in `crate::exit`.
 
+use std::fmt;
 use std::path::PathBuf;
 
+use jiff::Timestamp;
 use rustic_core::RusticError;
 
-use super::backend::{StoreErrorKind, store_error_of};
+use super::backend::{StoreError, StoreErrorKind, store_error_of};
 use crate::secret::SecretError;
 
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +62,11 @@ pub enum EngineError {
     #[error("repository {repository}: {message}")]
     Storage { repository: String, message: String },
 
-    #[error("repository {repository}: operation aborted")]
-    Aborted { repository: String },
+    #[error("repository {repository}: {reason}")]
+    Aborted {
+        repository: String,
+        reason: AbortReason,
+    },
 
     #[error(
         "repository {repository}: no snapshot matches \"{spec}\" for system {system}; list them with `lifeboat snapshots --system {system}`"
@@ -114,6 +119,32 @@ pub enum EngineError {
     Internal(String),
 }
 
+/// Why an operation was stopped before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortReason {
+    /// On request (shutdown, a cancelled job).
+    Requested,
+    /// The branch link's transfer window closed; traffic may flow again at `reopens`.
+    WindowClosed { reopens: Option<Timestamp> },
+}
+
+impl fmt::Display for AbortReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AbortReason::Requested => f.write_str("operation aborted"),
+            AbortReason::WindowClosed { reopens } => {
+                f.write_str("stopped: the off-site transfer window closed")?;
+                if let Some(reopens) = reopens {
+                    write!(f, " (it reopens at {reopens})")?;
+                }
+                f.write_str(
+                    "; the next copy resumes where this one stopped, without re-sending what already arrived",
+                )
+            }
+        }
+    }
+}
+
 impl EngineError {
     /// Converts a rustic_core error met while working on `repository`.
     #[allow(clippy::boxed_local)] // rustic_core hands its errors out boxed
@@ -123,22 +154,7 @@ impl EngineError {
             return EngineError::WrongPassword { repository };
         }
         if let Some(store) = store_error_of(&*err) {
-            let message = store.message.clone();
-            return match store.kind {
-                StoreErrorKind::Unreachable => EngineError::Unreachable {
-                    repository,
-                    message,
-                },
-                StoreErrorKind::AccessDenied => EngineError::AccessDenied {
-                    repository,
-                    message,
-                },
-                StoreErrorKind::Aborted => EngineError::Aborted { repository },
-                StoreErrorKind::NotFound | StoreErrorKind::Other => EngineError::Storage {
-                    repository,
-                    message,
-                },
-            };
+            return EngineError::from_store(&repository, store);
         }
         let log = err.display_log();
         let message = log
@@ -148,6 +164,34 @@ impl EngineError {
         EngineError::Rustic {
             repository,
             message,
+        }
+    }
+
+    /// Converts a classified storage failure met while working on `repository`.
+    pub fn from_store(repository: &str, store: &StoreError) -> EngineError {
+        let repository = repository.to_string();
+        let message = store.message.clone();
+        match store.kind {
+            StoreErrorKind::Unreachable => EngineError::Unreachable {
+                repository,
+                message,
+            },
+            StoreErrorKind::AccessDenied => EngineError::AccessDenied {
+                repository,
+                message,
+            },
+            StoreErrorKind::Aborted => EngineError::Aborted {
+                repository,
+                reason: AbortReason::Requested,
+            },
+            StoreErrorKind::WindowClosed { reopens } => EngineError::Aborted {
+                repository,
+                reason: AbortReason::WindowClosed { reopens },
+            },
+            StoreErrorKind::NotFound | StoreErrorKind::Other => EngineError::Storage {
+                repository,
+                message,
+            },
         }
     }
 
@@ -164,6 +208,10 @@ impl EngineError {
             EngineError::Unreachable { .. } => "unreachable",
             EngineError::AccessDenied { .. } => "access-denied",
             EngineError::Storage { .. } => "storage",
+            EngineError::Aborted {
+                reason: AbortReason::WindowClosed { .. },
+                ..
+            } => "window-closed",
             EngineError::Aborted { .. } => "aborted",
             EngineError::SnapshotNotFound { .. } => "snapshot-not-found",
             EngineError::SourceMissing { .. } => "source-missing",

@@ -4,17 +4,26 @@
 //! printed before anything is deleted and is all that `--dry-run` does. Prune is rustic's
 //! two-phase prune (packs are marked, and removed by a later prune after 23 h), which is safe
 //! against backups running on other hosts at the same time.
+//!
+//! A copy into a repository across the branch link starts only inside the link's window, and
+//! resumes an interrupted one: rustic writes index files only every few minutes, so the packs a
+//! stopped copy had uploaded are in `data/` but in no index. Before copying, such packs are
+//! indexed from their headers ([`index_stray_packs`]), and the copy then skips their blobs.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
+use rustic_core::repofile::{IndexFile, PackId};
 use rustic_core::{
     CheckOptions, ForgetGroups, Grouped, KeepOptions, PruneOptions, PrunePlan, ReadSubsetOption,
-    SnapshotGroupCriterion,
+    RepairIndexOptions, SnapshotGroupCriterion,
 };
 use serde::Serialize;
 
 use super::backup::failed_result;
-use super::repo::RepoAccess;
+use super::error::AbortReason;
+use super::repo::{OpenRepo, RepoAccess};
+use super::throttle::Refusal;
 use super::{ConnectFn, Engine, EngineError, SnapshotInfo, blocking, join};
 use crate::policy::{Repository, Retention, System};
 use crate::run::{Outcome, RepoResult, RunKind, RunRecord};
@@ -193,6 +202,14 @@ impl Engine {
         from: &Repository,
         to: &Repository,
     ) -> RepoResult {
+        // Off-site traffic starts only inside the link's window.
+        if let Some(Err(Refusal::WindowClosed { reopens })) = self.link_for(to).map(|g| g.admit()) {
+            let err = EngineError::Aborted {
+                repository: to.id.to_string(),
+                reason: AbortReason::WindowClosed { reopens },
+            };
+            return failed_result(to, &err);
+        }
         let connect_from = self.connect(from, false);
         let connect_to = self.connect(to, false);
         let label = system.id.to_string();
@@ -227,6 +244,15 @@ impl Engine {
                 .map_err(|e| dst.rustic(e))?;
             let todo: Vec<_> = relevant.iter().filter(|c| c.relevant).map(|c| &c.sn).collect();
             let ids: Vec<String> = todo.iter().map(|sn| sn.id.to_hex().to_string()).collect();
+            if !todo.is_empty() {
+                let adopted = index_stray_packs(&dst, &target)?;
+                if adopted > 0 {
+                    tracing::info!(
+                        repository = dst.id(),
+                        "resuming an interrupted transfer: indexed {adopted} pack(s) already uploaded"
+                    );
+                }
+            }
             let target = target.to_indexed_ids().map_err(|e| dst.rustic(e))?;
             if !todo.is_empty() {
                 source.copy(&target, todo).map_err(|e| dst.rustic(e))?;
@@ -547,6 +573,43 @@ impl Engine {
             None => self.repositories_of(system),
         })
     }
+}
+
+/// Indexes the packs in `repo`'s `data/` that no index file names — uploaded by a copy or
+/// backup that stopped before writing its index (rustic writes one every few minutes) — by
+/// reading their headers (rustic's `repair index`), so they are not uploaded again. Returns how
+/// many there were; costs one listing of `data/` and a read of the index files when none are.
+///
+/// `repair index` also drops index entries of packs that no longer exist, so their blobs are
+/// copied again. Append-only repositories are left alone (rustic refuses to repair them).
+/// A pack that another host's backup uploaded a moment ago, and has not indexed yet, ends up
+/// named by two index files (the same pack, the same blobs).
+fn index_stray_packs(access: &RepoAccess, repo: &OpenRepo) -> Result<usize, EngineError> {
+    let rustic = |e| access.rustic(e);
+    let mut stray: HashSet<PackId> = repo.list::<PackId>().map_err(rustic)?.collect();
+    if stray.is_empty() {
+        return Ok(0);
+    }
+    for index in repo.stream_files::<IndexFile>().map_err(rustic)? {
+        let (_, index) = index.map_err(rustic)?;
+        for pack in index.packs.iter().chain(&index.packs_to_delete) {
+            stray.remove(&pack.id);
+        }
+    }
+    if stray.is_empty() {
+        return Ok(0);
+    }
+    if repo.config().append_only == Some(true) {
+        tracing::warn!(
+            repository = access.id(),
+            "{} pack(s) are in no index, but the repository is append-only: they will be uploaded again",
+            stray.len()
+        );
+        return Ok(0);
+    }
+    repo.repair_index(&RepairIndexOptions::default(), false)
+        .map_err(rustic)?;
+    Ok(stray.len())
 }
 
 /// The policy's retention as rustic keep options.

@@ -5,6 +5,9 @@
 //! Every rustic_core call runs on a blocking thread (`spawn_blocking`); the storage adapter
 //! blocks on the runtime handle captured before. Operations on one repository are serialised by
 //! a host-wide lock (see [`repo`]). Each operation returns a typed result and a [`RunRecord`].
+//!
+//! With a [`LinkGate`] ([`Engine::with_link`]), writes to repositories across the branch link
+//! (`same-city`, `remote`) are paced and windowed by the link policy (see [`throttle`]).
 
 pub mod backend;
 mod backup;
@@ -14,6 +17,7 @@ pub mod progress;
 pub mod repo;
 mod restore;
 mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -23,12 +27,13 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 
 pub use backup::BackupRequest;
-pub use error::EngineError;
+pub use error::{AbortReason, EngineError};
 pub use maintain::{
     CheckFinding, CheckReport, CheckRequest, ForgetDecision, ForgetReport, ForgetRequest,
     InitOutcome,
 };
 pub use restore::{RestoreReport, RestoreRequest};
+pub use throttle::{LinkGate, LinkStats};
 
 use crate::clock::Clock;
 use crate::policy::{Policy, Repository, System};
@@ -42,6 +47,8 @@ pub struct Engine {
     state: StateDir,
     bars: Bars,
     clock: Arc<dyn Clock>,
+    /// The branch link's gate, applied to repositories across it; none: writes are not paced.
+    link: Option<Arc<LinkGate>>,
 }
 
 /// A snapshot as shown to users and in JSON output.
@@ -104,7 +111,22 @@ impl Engine {
             state,
             bars,
             clock,
+            link: None,
         }
+    }
+
+    /// Paces and windows every write to a repository across the branch link (locations
+    /// `same-city` and `remote`) through `gate`. Share one gate among the engines of a host.
+    pub fn with_link(mut self, gate: Arc<LinkGate>) -> Self {
+        self.link = Some(gate);
+        self
+    }
+
+    /// The gate that writes to `repo` go through, if it crosses the link and a gate is set.
+    fn link_for(&self, repo: &Repository) -> Option<Arc<LinkGate>> {
+        self.link
+            .clone()
+            .filter(|_| LinkGate::crosses_link(repo.location))
     }
 
     pub fn policy(&self) -> &Policy {
@@ -163,8 +185,9 @@ impl Engine {
         let state = self.state.clone();
         let bars = self.bars.clone();
         let handle = Handle::current();
+        let link = self.link_for(&repo);
         ConnectFn(Box::new(move || {
-            RepoAccess::connect(&repo, &state, handle, bars, create_local)
+            RepoAccess::connect_through(&repo, &state, handle, bars, create_local, link)
         }))
     }
 

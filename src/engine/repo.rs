@@ -20,6 +20,7 @@ use super::backend::ObjectStoreBackend;
 use super::error::EngineError;
 use super::progress::Bars;
 use super::store;
+use super::throttle::LinkGate;
 use crate::policy::Repository as RepoPolicy;
 use crate::secret::Secret;
 
@@ -71,6 +72,18 @@ impl RepoAccess {
         bars: Bars,
         create_local: bool,
     ) -> Result<RepoAccess, EngineError> {
+        Self::connect_through(repo, state, handle, bars, create_local, None)
+    }
+
+    /// Like [`RepoAccess::connect`], with every write paced and windowed by `link`.
+    pub fn connect_through(
+        repo: &RepoPolicy,
+        state: &StateDir,
+        handle: Handle,
+        bars: Bars,
+        create_local: bool,
+        link: Option<Arc<LinkGate>>,
+    ) -> Result<RepoAccess, EngineError> {
         let password = repo
             .password
             .resolve()
@@ -89,6 +102,10 @@ impl RepoAccess {
             handle,
             super::backend::Scrubber::new(scrub),
         );
+        let backend = match link {
+            Some(gate) => backend.with_link(gate),
+            None => backend,
+        };
         Ok(RepoAccess {
             policy: repo.clone(),
             backend: Arc::new(backend),
@@ -115,8 +132,20 @@ impl RepoAccess {
             .map_err(|e| self.rustic(e))
     }
 
+    /// Converts a rustic_core error met on this repository. An error that says nothing of
+    /// storage (rustic's packer reports a failed pack write as a closed channel) is replaced by
+    /// the write failure behind it, so a closed window reads `window-closed`.
     pub fn rustic(&self, e: Box<rustic_core::RusticError>) -> EngineError {
-        EngineError::from_rustic(self.id(), e)
+        match EngineError::from_rustic(self.id(), e) {
+            err @ EngineError::Rustic { .. } => match self.backend.write_failure() {
+                Some(store) => {
+                    tracing::debug!(repository = self.id(), "{err} (caused by a failed write)");
+                    EngineError::from_store(self.id(), &store)
+                }
+                None => err,
+            },
+            err => err,
+        }
     }
 
     /// Whether a repository exists at the location (reads only the config file's presence).
