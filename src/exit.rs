@@ -77,7 +77,9 @@ impl Exit {
             | "snapshot-not-found" => Exit::NotFound,
             "config" => Exit::Policy,
             "password-source" | "wrong-password" | "access-denied" => Exit::Credentials,
-            "unreachable" | "storage" | "aborted" => Exit::Unreachable,
+            "unreachable" | "storage" | "aborted" | "window-closed" | "interrupted" => {
+                Exit::Unreachable
+            }
             "integrity" | "verify-failed" => Exit::Integrity,
             "hook-failed" => Exit::Hook,
             "source-missing" | "target-not-empty" => Exit::Refused,

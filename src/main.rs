@@ -37,5 +37,9 @@ fn main() -> std::process::ExitCode {
         }
     };
     let exit = runtime.block_on(cli::run(cli));
+    // Do not wait for blocking work still running (a job the agent abandoned at the end of its
+    // shutdown grace): its outcome is already recorded, and the repository format makes an
+    // interrupted write harmless.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     std::process::ExitCode::from(exit.code())
 }

@@ -28,10 +28,12 @@ as_root() {
     fi
 }
 
-# (a) restic (Debian package), and a C compiler for the crates that build C code.
+# (a) restic (Debian package), a C compiler for the crates that build C code, systemd-analyze.
 apt_pkgs=()
 command -v restic >/dev/null 2>&1 || apt_pkgs+=(restic)
 command -v cc >/dev/null 2>&1 || apt_pkgs+=(gcc libc6-dev)
+# systemd-analyze validates the hardened unit in deploy/ (nothing is started through systemd).
+command -v systemd-analyze >/dev/null 2>&1 || apt_pkgs+=(systemd)
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
     say "installing ${apt_pkgs[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive

@@ -77,12 +77,16 @@ pub fn load_cache(agent_dir: &Path, now: Timestamp) -> Option<Result<Assignment,
     let wire_digest = std::fs::read_to_string(dir.join(DIGEST_FILE))
         .ok()
         .map(|d| d.trim().to_string());
-    Some(policy::load_dir(&dir).map_err(AssignmentError::Invalid).map(|p| Assignment {
-        policy: Arc::new(p),
-        loaded_at: now,
-        origin: "coordinator (cached)".into(),
-        wire_digest,
-    }))
+    Some(
+        policy::load_dir(&dir)
+            .map_err(AssignmentError::Invalid)
+            .map(|p| Assignment {
+                policy: Arc::new(p),
+                loaded_at: now,
+                origin: "coordinator (cached)".into(),
+                wire_digest,
+            }),
+    )
 }
 
 /// Validates files received from the coordinator and, when they load cleanly, makes them the
@@ -214,12 +218,21 @@ schedules = [
     fn a_broken_assignment_keeps_the_last_good_one() {
         let dir = tempfile::tempdir().unwrap();
         let now = Timestamp::UNIX_EPOCH;
-        let a = accept(dir.path(), &[("policy.toml".into(), GOOD.into())], Some("d1"), now).unwrap();
+        let a = accept(
+            dir.path(),
+            &[("policy.toml".into(), GOOD.into())],
+            Some("d1"),
+            now,
+        )
+        .unwrap();
         assert!(a.policy.system("s").is_some());
         let bad = GOOD.replace("rpo = \"24h\"", "rpo = \"soon\"");
         match accept(dir.path(), &[("policy.toml".into(), bad)], Some("d2"), now) {
             Err(AssignmentError::Invalid(r)) => {
-                assert!(r.problems.iter().any(|p| p.key_path == "tiers.T1.rpo"), "{r:?}")
+                assert!(
+                    r.problems.iter().any(|p| p.key_path == "tiers.T1.rpo"),
+                    "{r:?}"
+                )
             }
             other => panic!("accepted a broken assignment: {other:?}"),
         }
@@ -230,6 +243,9 @@ schedules = [
             accept(dir.path(), &[("../x.toml".into(), GOOD.into())], None, now),
             Err(AssignmentError::BadName(_))
         ));
-        assert_eq!(load_cache(dir.path(), now).unwrap().unwrap().policy.digest, a.policy.digest);
+        assert_eq!(
+            load_cache(dir.path(), now).unwrap().unwrap().policy.digest,
+            a.policy.digest
+        );
     }
 }

@@ -211,7 +211,10 @@ impl AgentConfig {
         if !self.state_dir.is_absolute() {
             return Err(problem(
                 "state-dir",
-                format!("state-dir {} is not an absolute path", self.state_dir.display()),
+                format!(
+                    "state-dir {} is not an absolute path",
+                    self.state_dir.display()
+                ),
                 "write e.g. state-dir = \"/var/lib/lifeboat\"",
             ));
         }
@@ -221,15 +224,19 @@ impl AgentConfig {
         {
             return Err(problem(
                 "metrics.listen",
-                format!("metrics would listen on {}, which is not loopback", m.listen),
+                format!(
+                    "metrics would listen on {}, which is not loopback",
+                    m.listen
+                ),
                 "listen on 127.0.0.1, or set metrics.allow-remote = true behind a firewall",
             ));
         }
         if let Some(c) = &self.coordinator {
-            let loopback = c
-                .url
-                .host_str()
-                .is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+            let loopback = c.url.host_str().is_some_and(|h| {
+                h == "localhost"
+                    || h.parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            });
             if c.url.scheme() == "http" && !loopback && !c.allow_http {
                 return Err(problem(
                     "coordinator.url",
@@ -271,8 +278,7 @@ fn line_of(path: &Path, key: &str) -> usize {
     text.lines()
         .position(|l| {
             let l = l.trim_start();
-            l.starts_with(leaf)
-                && l[leaf.len()..].trim_start().starts_with('=')
+            l.starts_with(leaf) && l[leaf.len()..].trim_start().starts_with('=')
         })
         .map_or(0, |n| n + 1)
 }
@@ -322,5 +328,17 @@ mod tests {
         .unwrap_err();
         assert!(p.message.contains("inline secrets"), "{p}");
         assert!(!p.to_string().contains("abc"), "{p}");
+    }
+
+    #[test]
+    fn the_example_in_deploy_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/agent.toml");
+        let c = AgentConfig::load(&path).unwrap_or_else(|p| panic!("{p}"));
+        assert_eq!(c.site, "linfen");
+        let cc = c.coordinator.as_ref().unwrap();
+        assert_eq!(cc.url.scheme(), "https");
+        assert!(cc.enrol_token.is_some());
+        assert_eq!(c.metrics.as_ref().unwrap().listen.port(), 9475);
+        assert!(!c.link.windows.is_empty());
     }
 }

@@ -158,7 +158,12 @@ impl Agent {
 
     /// Installs a new assignment (the engine is rebuilt; running jobs keep the old one).
     fn install(&mut self, a: Assignment) {
-        let mine = a.policy.systems.values().filter(|s| s.host == self.host).count();
+        let mine = a
+            .policy
+            .systems
+            .values()
+            .filter(|s| s.host == self.host)
+            .count();
         tracing::info!(
             digest = %a.policy.digest,
             systems = mine,
@@ -177,7 +182,11 @@ impl Agent {
         }
         // The link's hours are the site's local time.
         self.link_tz = site_tz(&self.cfg.site, Some(&a.policy));
-        self.gate = LinkGate::new(self.cfg.link.clone(), self.link_tz.clone(), self.clock.clone());
+        self.gate = LinkGate::new(
+            self.cfg.link.clone(),
+            self.link_tz.clone(),
+            self.clock.clone(),
+        );
         let engine = Engine::new(
             a.policy.clone(),
             StateDir(self.cfg.state_dir.clone()),
@@ -220,6 +229,7 @@ impl Agent {
     /// The main loop; returns when a shutdown signal arrived and running jobs are settled.
     pub(crate) async fn run(mut self, initial: Assignment) -> Result<(), AgentError> {
         self.install(initial);
+        self.report_interrupted().await;
         let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
         let (assign_tx, mut assign_rx) = mpsc::channel::<Result<Assignment, String>>(4);
         let mut background = JoinSet::new();
@@ -299,7 +309,10 @@ impl Agent {
             let plan = schedule::plan(&specs, &sh.state.history, now, &options);
             (plan, sh.running.keys().cloned().collect::<Vec<_>>())
         };
-        let mut due: Vec<DueJob> = plan.due.clone();
+        // Late jobs first (in plan order), so that a busy system's long-due check or
+        // read-data is not starved by its frequent backups; then the rest in plan order.
+        let mut due: Vec<DueJob> = plan.late.clone();
+        due.extend(plan.due.iter().filter(|d| !plan.late.contains(d)).cloned());
         // "Back up now" from the coordinator: a backup due at once, ahead of the schedule.
         for system in forced.drain(..) {
             if let Some(s) = policy.system(&system).filter(|s| s.host == self.host) {
@@ -367,6 +380,13 @@ impl Agent {
             }
             sh.state.history.mark_started(&d, now);
             sh.running.insert(d.system.to_string(), (d.job, now));
+            sh.state.in_flight.insert(
+                d.system.to_string(),
+                super::state::InFlight {
+                    job: d.job,
+                    started_at: now,
+                },
+            );
         }
         self.save_state();
         tracing::info!(system = %d.system, job = %d.job, "starting");
@@ -393,6 +413,7 @@ impl Agent {
         {
             let mut sh = lock(&self.shared);
             sh.running.remove(&f.system);
+            sh.state.in_flight.remove(&f.system);
             let has_offsite = sh
                 .assignment
                 .as_ref()
@@ -407,7 +428,10 @@ impl Agent {
                 sh.state.record(f.job, r, has_offsite);
                 if f.job == JobKind::ReadData && r.outcome == Outcome::Success {
                     for repo in &r.repositories {
-                        *sh.state.rotation.entry(repo.repository.clone()).or_insert(0) += 1;
+                        *sh.state
+                            .rotation
+                            .entry(repo.repository.clone())
+                            .or_insert(0) += 1;
                     }
                 }
             }
@@ -431,11 +455,70 @@ impl Agent {
                     job = %f.job,
                     run = %r.run_id,
                     outcome = ?r.outcome,
-                    error = r.error.as_ref().map_or("", |e| e.message.as_str()),
+                    error = %first_error(r),
                     "did not succeed"
                 ),
             }
         }
+    }
+
+    /// Reports the jobs a previous agent process started and never finished (it was killed or
+    /// the host lost power) as failed runs, so that the evidence shows them.
+    async fn report_interrupted(&self) {
+        let left: Vec<(String, super::state::InFlight)> = {
+            let sh = lock(&self.shared);
+            sh.state
+                .in_flight
+                .iter()
+                .map(|(s, f)| (s.clone(), *f))
+                .collect()
+        };
+        for (system, f) in left {
+            let message = format!(
+                "the agent stopped during this {} (crash, kill or power loss); the repository is \
+                 unaffected and the next run completes the work",
+                f.job
+            );
+            tracing::warn!(system = %system, job = %f.job, "{message}");
+            let r = self.failure_record(&system, f.job, f.started_at, "interrupted", message);
+            self.spool(vec![r.clone()]).await;
+            self.finished(Finished {
+                system,
+                job: f.job,
+                records: vec![r],
+            });
+        }
+    }
+
+    /// A failed run record made by the agent itself (not by the engine).
+    fn failure_record(
+        &self,
+        system: &str,
+        job: JobKind,
+        started: Timestamp,
+        kind: &str,
+        message: String,
+    ) -> RunRecord {
+        let mut r = RunRecord::start(
+            kind_of(job),
+            uuid::Uuid::new_v4().to_string(),
+            self.host.clone(),
+            started,
+        );
+        r.system = Some(system.to_string());
+        if let Some(a) = &lock(&self.shared).assignment
+            && let Some(s) = a.policy.system(system)
+        {
+            r.site = Some(s.site.to_string());
+            r.tier = Some(s.tier.to_string());
+        }
+        r.finished_at = self.now();
+        r.outcome = Outcome::Failed;
+        r.error = Some(RunError {
+            kind: kind.into(),
+            message,
+        });
+        r
     }
 
     /// Stops starting jobs, gives running ones the grace period, and records the ones it had
@@ -464,33 +547,14 @@ impl Agent {
         if abandoned.is_empty() {
             return;
         }
-        let now = self.now();
         let mut records = Vec::new();
         for (system, (job, started)) in &abandoned {
-            let mut r = RunRecord::start(
-                kind_of(*job),
-                uuid::Uuid::new_v4().to_string(),
-                self.host.clone(),
-                *started,
+            let message = format!(
+                "the agent was stopped and the {job} did not finish within the {} grace period; \
+                 the next run completes it",
+                humantime::format_duration(grace)
             );
-            r.system = Some(system.clone());
-            if let Some(a) = &lock(&self.shared).assignment
-                && let Some(s) = a.policy.system(system)
-            {
-                r.site = Some(s.site.to_string());
-                r.tier = Some(s.tier.to_string());
-            }
-            r.finished_at = now;
-            r.outcome = Outcome::Failed;
-            r.error = Some(RunError {
-                kind: "aborted".into(),
-                message: format!(
-                    "the agent was stopped and the {job} did not finish within the {} grace period; \
-                     the next run completes it",
-                    humantime::format_duration(grace)
-                ),
-            });
-            records.push(r);
+            records.push(self.failure_record(system, *job, *started, "aborted", message));
         }
         self.spool(records.clone()).await;
         for r in records {
@@ -541,9 +605,9 @@ impl Agent {
             let refresh = Arc::new(Notify::new());
             let refresh2 = refresh.clone();
             let beat_client = client.clone();
-            set.spawn(async move {
-                heartbeat_loop(beat_client, info, every, commands, refresh2).await
-            });
+            set.spawn(
+                async move { heartbeat_loop(beat_client, info, every, commands, refresh2).await },
+            );
             let client = client.clone();
             let agent_dir = self.cfg.agent_dir();
             let clock = self.clock.clone();
@@ -553,7 +617,16 @@ impl Agent {
                 .as_ref()
                 .and_then(|a| a.wire_digest.clone());
             set.spawn(async move {
-                assignment_loop(client, agent_dir, clock, every, digest, refresh, assignments).await
+                assignment_loop(
+                    client,
+                    agent_dir,
+                    clock,
+                    every,
+                    digest,
+                    refresh,
+                    assignments,
+                )
+                .await
             });
         }
         Ok(())
@@ -591,9 +664,9 @@ impl Agent {
                 running: sh.running.len(),
                 late: sh.late,
                 systems_assigned: assigned,
-                assignment_age: sh.last_good_at.map_or(0.0, |t| {
-                    (now - t).total(jiff::Unit::Second).unwrap_or(0.0)
-                }),
+                assignment_age: sh
+                    .last_good_at
+                    .map_or(0.0, |t| (now - t).total(jiff::Unit::Second).unwrap_or(0.0)),
                 assignment_ok: sh.assignment_error.is_none(),
                 clock_offset: sh.clock_offset,
                 now,
@@ -611,6 +684,21 @@ fn kind_of(job: JobKind) -> RunKind {
     }
 }
 
+/// The run's error, or the first repository's error when the run itself has none.
+fn first_error(r: &RunRecord) -> String {
+    r.error
+        .as_ref()
+        .map(|e| e.message.clone())
+        .or_else(|| {
+            r.repositories.iter().find_map(|x| {
+                x.error
+                    .as_ref()
+                    .map(|e| format!("{}: {}", x.repository, e.message))
+            })
+        })
+        .unwrap_or_default()
+}
+
 fn worst(records: &[RunRecord]) -> Outcome {
     if records.iter().any(|r| r.outcome == Outcome::Failed) {
         Outcome::Failed
@@ -626,7 +714,9 @@ fn until(now: Timestamp, t: Timestamp) -> Duration {
     Duration::from_millis(ms.max(0.0) as u64)
 }
 
-fn signal(kind: tokio::signal::unix::SignalKind) -> Result<tokio::signal::unix::Signal, AgentError> {
+fn signal(
+    kind: tokio::signal::unix::SignalKind,
+) -> Result<tokio::signal::unix::Signal, AgentError> {
     tokio::signal::unix::signal(kind).map_err(|source| AgentError::Io {
         context: "cannot install the signal handler".into(),
         source,
@@ -703,7 +793,9 @@ async fn heartbeat_loop(
             Ok(resp) => {
                 let received = info.clock.now();
                 info.apply(&resp, sent, received);
-                if resp.assignment_digest.is_some() && resp.assignment_digest != body.assignment_digest {
+                if resp.assignment_digest.is_some()
+                    && resp.assignment_digest != body.assignment_digest
+                {
                     refresh.notify_one();
                 }
                 for c in super::commands_of(&resp) {

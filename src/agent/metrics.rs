@@ -63,32 +63,108 @@ fn single(registry: &mut Registry, name: &str, help: &str, value: f64) {
 /// The text exposition of `view`.
 pub fn render(view: &MetricsView<'_>) -> String {
     let mut reg = Registry::with_prefix("lifeboat_agent");
-    let info = family(&mut reg, "info", "The agent: version, host and site (always 1)");
+    let info = family(
+        &mut reg,
+        "info",
+        "The agent: version, host and site (always 1)",
+    );
     info.get_or_create(&labels(&[
         ("version", env!("CARGO_PKG_VERSION")),
         ("host", view.host),
         ("site", view.site),
     ]))
     .set(1.0);
-    single(&mut reg, "systems_assigned", "Systems assigned to this host", view.systems_assigned as f64);
-    single(&mut reg, "spool_depth", "Run records waiting in the spool for delivery", view.spool_depth as f64);
-    single(&mut reg, "spool_dropped_records", "Successful run records dropped because the spool was full", view.spool_dropped as f64);
-    single(&mut reg, "jobs_running", "Jobs running now", view.running as f64);
-    single(&mut reg, "jobs_late", "Jobs due for longer than the tolerance and not started", view.late as f64);
-    single(&mut reg, "assignment_ok", "1 if the last policy load succeeded, 0 if the agent runs on its last good assignment", if view.assignment_ok { 1.0 } else { 0.0 });
-    single(&mut reg, "assignment_age_seconds", "Seconds since the assignment last loaded cleanly", view.assignment_age);
+    single(
+        &mut reg,
+        "systems_assigned",
+        "Systems assigned to this host",
+        view.systems_assigned as f64,
+    );
+    single(
+        &mut reg,
+        "spool_depth",
+        "Run records waiting in the spool for delivery",
+        view.spool_depth as f64,
+    );
+    single(
+        &mut reg,
+        "spool_dropped_records",
+        "Successful run records dropped because the spool was full",
+        view.spool_dropped as f64,
+    );
+    single(
+        &mut reg,
+        "jobs_running",
+        "Jobs running now",
+        view.running as f64,
+    );
+    single(
+        &mut reg,
+        "jobs_late",
+        "Jobs due for longer than the tolerance and not started",
+        view.late as f64,
+    );
+    single(
+        &mut reg,
+        "assignment_ok",
+        "1 if the last policy load succeeded, 0 if the agent runs on its last good assignment",
+        if view.assignment_ok { 1.0 } else { 0.0 },
+    );
+    single(
+        &mut reg,
+        "assignment_age_seconds",
+        "Seconds since the assignment last loaded cleanly",
+        view.assignment_age,
+    );
     if let Some(offset) = view.clock_offset {
-        single(&mut reg, "clock_offset_seconds", "Coordinator clock minus agent clock", offset);
+        single(
+            &mut reg,
+            "clock_offset_seconds",
+            "Coordinator clock minus agent clock",
+            offset,
+        );
     }
 
-    let last_success = family(&mut reg, "last_success_timestamp_seconds", "Start of the last successful run, per system and job");
-    let last_run = family(&mut reg, "last_run_timestamp_seconds", "Start of the last run, per system and job");
-    let last_ok = family(&mut reg, "last_run_success", "1 if the last run succeeded, 0 if it failed or was partial");
-    let duration = family(&mut reg, "last_run_duration_seconds", "Duration of the last run, per system and job");
-    let repo_success = family(&mut reg, "repository_last_success_timestamp_seconds", "Last time data became available at the repository, per system");
-    let repo_check = family(&mut reg, "repository_last_check_timestamp_seconds", "Last successful integrity check of the repository");
-    let bytes = family(&mut reg, "repository_bytes_added", "Bytes added to the repository by this agent (after dedup and compression)");
-    let lag = family(&mut reg, "offsite_lag_seconds", "Capture time of the newest local snapshot minus that of the newest snapshot off-site");
+    let last_success = family(
+        &mut reg,
+        "last_success_timestamp_seconds",
+        "Start of the last successful run, per system and job",
+    );
+    let last_run = family(
+        &mut reg,
+        "last_run_timestamp_seconds",
+        "Start of the last run, per system and job",
+    );
+    let last_ok = family(
+        &mut reg,
+        "last_run_success",
+        "1 if the last run succeeded, 0 if it failed or was partial",
+    );
+    let duration = family(
+        &mut reg,
+        "last_run_duration_seconds",
+        "Duration of the last run, per system and job",
+    );
+    let repo_success = family(
+        &mut reg,
+        "repository_last_success_timestamp_seconds",
+        "Last time data became available at the repository, per system",
+    );
+    let repo_check = family(
+        &mut reg,
+        "repository_last_check_timestamp_seconds",
+        "Last successful integrity check of the repository",
+    );
+    let bytes = family(
+        &mut reg,
+        "repository_bytes_added",
+        "Bytes added to the repository by this agent (after dedup and compression)",
+    );
+    let lag = family(
+        &mut reg,
+        "offsite_lag_seconds",
+        "Capture time of the newest local snapshot minus that of the newest snapshot off-site",
+    );
 
     for (system, s) in &view.state.systems {
         for (job, run) in &s.last_run {
@@ -98,7 +174,11 @@ pub fn render(view: &MetricsView<'_>) -> String {
             duration.get_or_create(&l).set(run.seconds);
             last_ok
                 .get_or_create(&l)
-                .set(if run.outcome == Outcome::Success { 1.0 } else { 0.0 });
+                .set(if run.outcome == Outcome::Success {
+                    1.0
+                } else {
+                    0.0
+                });
         }
         for (job, at) in &s.last_success {
             let job = job.to_string();
@@ -107,7 +187,11 @@ pub fn render(view: &MetricsView<'_>) -> String {
                 .set(secs(*at));
         }
         for (repo, r) in &s.repositories {
-            let l = labels(&[("system", system), ("repository", repo), ("location", &r.location)]);
+            let l = labels(&[
+                ("system", system),
+                ("repository", repo),
+                ("location", &r.location),
+            ]);
             if let Some(t) = r.last_success {
                 repo_success.get_or_create(&l).set(secs(t));
             }

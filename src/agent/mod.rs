@@ -196,7 +196,8 @@ pub(crate) fn coordinator_client(
         timeout: cc.request_timeout,
         allow_http: cc.allow_http,
     };
-    client::CoordinatorClient::new(&config, token).map_err(|e| AgentError::Coordinator(e.to_string()))
+    client::CoordinatorClient::new(&config, token)
+        .map_err(|e| AgentError::Coordinator(e.to_string()))
 }
 
 /// What heartbeats are built from.
@@ -231,25 +232,26 @@ impl HeartbeatInfo {
                         .and_then(|st| st.last_run.get(&JobKind::Backup))
                         .filter(|l| l.outcome == crate::run::Outcome::Success)
                         .map(|l| l.finished_at),
-                    offsite_lag_seconds: st
-                        .and_then(|st| st.offsite_lag(now))
-                        .map(|l| l as u64),
+                    offsite_lag_seconds: st.and_then(|st| st.offsite_lag(now)).map(|l| l as u64),
                     next_run: sh
                         .next
                         .iter()
                         .filter(|n| n.system == s.id)
                         .filter_map(|n| n.next_run_at)
                         .min(),
-                    running: sh.running.get(s.id.as_str()).map(|(job, at)| api::RunningJob {
-                        run_id: String::new(),
-                        kind: match job {
-                            JobKind::Backup => crate::run::RunKind::Backup,
-                            JobKind::Copy => crate::run::RunKind::Copy,
-                            JobKind::Check | JobKind::ReadData => crate::run::RunKind::Check,
-                            JobKind::Forget => crate::run::RunKind::Forget,
-                        },
-                        started_at: *at,
-                    }),
+                    running: sh
+                        .running
+                        .get(s.id.as_str())
+                        .map(|(job, at)| api::RunningJob {
+                            run_id: String::new(),
+                            kind: match job {
+                                JobKind::Backup => crate::run::RunKind::Backup,
+                                JobKind::Copy => crate::run::RunKind::Copy,
+                                JobKind::Check | JobKind::ReadData => crate::run::RunKind::Check,
+                                JobKind::Forget => crate::run::RunKind::Forget,
+                            },
+                            started_at: *at,
+                        }),
                 });
             }
         }
@@ -429,9 +431,15 @@ fn print_status(r: &StatusReport, now: Timestamp) {
         t.map_or("-".into(), |t| {
             let secs = (now - t).total(jiff::Unit::Second).unwrap_or(0.0);
             if secs >= 0.0 {
-                format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(secs as u64)))
+                format!(
+                    "{} ago",
+                    humantime::format_duration(std::time::Duration::from_secs(secs as u64))
+                )
             } else {
-                format!("in {}", humantime::format_duration(std::time::Duration::from_secs((-secs) as u64)))
+                format!(
+                    "in {}",
+                    humantime::format_duration(std::time::Duration::from_secs((-secs) as u64))
+                )
             }
         })
     };
@@ -446,8 +454,8 @@ fn print_status(r: &StatusReport, now: Timestamp) {
         println!("{depth} run record(s) waiting in the spool for delivery");
     }
     println!(
-        "{:<24} {:<10} {:<18} {:<8} {:<18} {:<18} {}",
-        "SYSTEM", "JOB", "LAST RUN", "OUTCOME", "LAST SUCCESS", "NEXT", "LATE"
+        "{:<24} {:<10} {:<18} {:<8} {:<18} {:<18} LATE",
+        "SYSTEM", "JOB", "LAST RUN", "OUTCOME", "LAST SUCCESS", "NEXT"
     );
     for j in &r.jobs {
         println!(

@@ -24,14 +24,17 @@ pub struct JobOrder {
 pub async fn run_job(engine: &Engine, host: &str, order: &JobOrder) -> Vec<RunRecord> {
     let started = engine.now();
     let result = match order.job {
-        JobKind::Backup => engine
-            .backup(&BackupRequest {
-                system: order.system.clone(),
-                all_repos: false,
-                copy: false,
-            })
-            .await
-            .map(|r| vec![r]),
+        JobKind::Backup => {
+            prepare(engine, &order.system).await;
+            engine
+                .backup(&BackupRequest {
+                    system: order.system.clone(),
+                    all_repos: false,
+                    copy: false,
+                })
+                .await
+                .map(|r| vec![r])
+        }
         JobKind::Copy => engine.copy(&order.system, None, &[]).await.map(|r| vec![r]),
         JobKind::Check => check(engine, order, false).await,
         JobKind::ReadData => check(engine, order, true).await,
@@ -54,6 +57,24 @@ pub async fn run_job(engine: &Engine, host: &str, order: &JobOrder) -> Vec<RunRe
         }
     }
     records
+}
+
+/// Creates the system's first repository if it does not exist yet, so that a new system is
+/// protected from its first slot without a manual `lifeboat init`. Off-site repositories are
+/// created by the first copy (inside the link's windows). Failures are left to the backup,
+/// whose record then says what is wrong.
+async fn prepare(engine: &Engine, system: &str) {
+    let Ok(first) = engine
+        .system(system)
+        .map(|s| s.repositories.first().map(|r| r.to_string()))
+    else {
+        return;
+    };
+    if let Some(first) = first
+        && let Err(e) = engine.init(Some(system), Some(&first)).await
+    {
+        tracing::debug!("could not initialise {first} before the backup: {e}");
+    }
 }
 
 /// Checks every repository of the system, the structure only or also (a subset of) the data.
@@ -89,9 +110,7 @@ async fn check(
                         .repository(repo.as_str())
                         .map(|r| r.location.to_string())
                         .unwrap_or_default(),
-                    immutable: engine
-                        .repository(repo.as_str())
-                        .is_ok_and(|r| r.immutable),
+                    immutable: engine.repository(repo.as_str()).is_ok_and(|r| r.immutable),
                     outcome: Outcome::Failed,
                     available_at: None,
                     snapshots: Vec::new(),

@@ -31,6 +31,17 @@ pub struct AgentState {
     pub rotation: BTreeMap<String, u64>,
     #[serde(default)]
     pub systems: BTreeMap<String, SystemState>,
+    /// Jobs started and not yet finished. Whatever is left here when the agent starts was cut
+    /// short by a crash, a kill or a power loss, and is reported as an interrupted run.
+    #[serde(default)]
+    pub in_flight: BTreeMap<String, InFlight>,
+}
+
+/// A job that was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub job: JobKind,
+    pub started_at: Timestamp,
 }
 
 /// The evidence summary of one system.
@@ -92,11 +103,17 @@ impl SystemState {
         }
         let local = self.newest_local_capture?;
         Some(match self.newest_offsite_capture {
-            Some(off) => (local - off).total(jiff::Unit::Second).unwrap_or(0.0).max(0.0),
+            Some(off) => (local - off)
+                .total(jiff::Unit::Second)
+                .unwrap_or(0.0)
+                .max(0.0),
             // Nothing off-site: the exposure runs from the oldest capture still local.
             None => {
                 let oldest = self.recent_backups.first().map_or(local, |(_, c)| *c);
-                (now - oldest).total(jiff::Unit::Second).unwrap_or(0.0).max(0.0)
+                (now - oldest)
+                    .total(jiff::Unit::Second)
+                    .unwrap_or(0.0)
+                    .max(0.0)
             }
         })
     }
@@ -252,16 +269,31 @@ mod tests {
     fn offsite_lag_follows_capture_times_not_end_times() {
         let mut st = AgentState::default();
         // Backup 1 captured 01:00, finished 01:30; backup 2 captured 02:00, finished 02:40.
-        let mut b1 = rec(RunKind::Backup, "2026-01-01T01:00:00Z", "2026-01-01T01:30:00Z", Outcome::Success);
+        let mut b1 = rec(
+            RunKind::Backup,
+            "2026-01-01T01:00:00Z",
+            "2026-01-01T01:30:00Z",
+            Outcome::Success,
+        );
         b1.capture_time = Some(ts("2026-01-01T01:00:00Z"));
         st.record(JobKind::Backup, &b1, true);
         let s = &st.systems["s"];
         // Nothing off-site yet: lag counts from the oldest local capture.
         assert_eq!(s.offsite_lag(ts("2026-01-01T02:00:00Z")), Some(3600.0));
         // A copy that started 02:30 carries backup 1 only (backup 2 had not finished).
-        let mut b2 = rec(RunKind::Backup, "2026-01-01T02:00:00Z", "2026-01-01T02:40:00Z", Outcome::Success);
+        let mut b2 = rec(
+            RunKind::Backup,
+            "2026-01-01T02:00:00Z",
+            "2026-01-01T02:40:00Z",
+            Outcome::Success,
+        );
         b2.capture_time = Some(ts("2026-01-01T02:00:00Z"));
-        let mut c = rec(RunKind::Copy, "2026-01-01T02:30:00Z", "2026-01-01T02:50:00Z", Outcome::Success);
+        let mut c = rec(
+            RunKind::Copy,
+            "2026-01-01T02:30:00Z",
+            "2026-01-01T02:50:00Z",
+            Outcome::Success,
+        );
         c.repositories.push(repo("off", "remote", Outcome::Success));
         st.record(JobKind::Backup, &b2, true);
         st.record(JobKind::Copy, &c, true);
@@ -269,25 +301,53 @@ mod tests {
         assert_eq!(s.newest_offsite_capture, Some(ts("2026-01-01T01:00:00Z")));
         assert_eq!(s.offsite_lag(ts("2026-01-01T03:00:00Z")), Some(3600.0));
         // A failed copy changes nothing; a later successful one catches up.
-        let mut f = rec(RunKind::Copy, "2026-01-01T03:00:00Z", "2026-01-01T03:01:00Z", Outcome::Failed);
+        let mut f = rec(
+            RunKind::Copy,
+            "2026-01-01T03:00:00Z",
+            "2026-01-01T03:01:00Z",
+            Outcome::Failed,
+        );
         f.repositories.push(repo("off", "remote", Outcome::Failed));
         st.record(JobKind::Copy, &f, true);
-        assert_eq!(st.systems["s"].offsite_lag(ts("2026-01-01T03:05:00Z")), Some(3600.0));
-        let mut c2 = rec(RunKind::Copy, "2026-01-01T04:00:00Z", "2026-01-01T04:10:00Z", Outcome::Success);
-        c2.repositories.push(repo("off", "remote", Outcome::Success));
+        assert_eq!(
+            st.systems["s"].offsite_lag(ts("2026-01-01T03:05:00Z")),
+            Some(3600.0)
+        );
+        let mut c2 = rec(
+            RunKind::Copy,
+            "2026-01-01T04:00:00Z",
+            "2026-01-01T04:10:00Z",
+            Outcome::Success,
+        );
+        c2.repositories
+            .push(repo("off", "remote", Outcome::Success));
         st.record(JobKind::Copy, &c2, true);
-        assert_eq!(st.systems["s"].offsite_lag(ts("2026-01-01T05:00:00Z")), Some(0.0));
-        assert_eq!(st.systems["s"].last_run[&JobKind::Copy].outcome, Outcome::Success);
+        assert_eq!(
+            st.systems["s"].offsite_lag(ts("2026-01-01T05:00:00Z")),
+            Some(0.0)
+        );
+        assert_eq!(
+            st.systems["s"].last_run[&JobKind::Copy].outcome,
+            Outcome::Success
+        );
         assert_eq!(st.systems["s"].repositories["off"].bytes_added_total, 30);
     }
 
     #[test]
     fn no_offsite_no_lag_and_state_round_trips() {
         let mut st = AgentState::default();
-        let mut b = rec(RunKind::Backup, "2026-01-01T01:00:00Z", "2026-01-01T01:30:00Z", Outcome::Success);
+        let mut b = rec(
+            RunKind::Backup,
+            "2026-01-01T01:00:00Z",
+            "2026-01-01T01:30:00Z",
+            Outcome::Success,
+        );
         b.capture_time = Some(ts("2026-01-01T01:00:00Z"));
         st.record(JobKind::Backup, &b, false);
-        assert_eq!(st.systems["s"].offsite_lag(ts("2026-01-02T00:00:00Z")), None);
+        assert_eq!(
+            st.systems["s"].offsite_lag(ts("2026-01-02T00:00:00Z")),
+            None
+        );
         st.rotation.insert("r".into(), 3);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");

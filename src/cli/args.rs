@@ -143,7 +143,12 @@ shutdown-grace. Exit code 3: agent.toml or the policy is invalid (nothing to run
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// The agent's configuration file.
-    #[arg(long, env = "LIFEBOAT_AGENT_CONFIG", default_value = "/etc/lifeboat/agent.toml", global = true)]
+    #[arg(
+        long,
+        env = "LIFEBOAT_AGENT_CONFIG",
+        default_value = "/etc/lifeboat/agent.toml",
+        global = true
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Option<AgentCommand>,

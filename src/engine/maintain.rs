@@ -227,7 +227,13 @@ impl Engine {
                 (src.lock()?, l2)
             };
             let source = src.open()?.to_indexed().map_err(|e| src.rustic(e))?;
-            let target = dst.open()?;
+            // A first copy creates the target, with the source's chunker so that it dedups.
+            let target = if dst.exists()? {
+                dst.open()?
+            } else {
+                tracing::info!(repository = dst.id(), "creating the repository for its first copy");
+                dst.init(Some(source.config()))?
+            };
             let mut warnings = Vec::new();
             if !source.config().has_same_chunker(target.config()) {
                 warnings.push(format!(

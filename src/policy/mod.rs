@@ -26,8 +26,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use cron::Cron;
-pub use load::parse_document;
 pub use ids::{IdError, MAX_ID_LEN, RepoId, SiteId, SystemId, TierId};
+pub use load::parse_document;
 pub use model::{
     Hook, HookWhen, JobKind, Location, OffsiteClass, Repository, Retention, Schedule, Site,
     SiteRole, System, Tier,
