@@ -59,6 +59,8 @@ pub(crate) struct Agent {
     engine: Option<(String, Arc<Engine>)>,
     /// Held while the agent runs: one agent per state directory.
     _lock: std::fs::File,
+    /// The coordinator, when there is one (set by `start_background`).
+    client: Option<Arc<CoordinatorClient>>,
 }
 
 /// The lock file that marks a running agent.
@@ -148,6 +150,7 @@ impl Agent {
             link_tz: jiff::tz::TimeZone::UTC,
             engine: None,
             _lock: lock,
+            client: None,
             cfg,
         })
     }
@@ -268,6 +271,18 @@ impl Agent {
         }
         self.shutdown(jobs).await;
         background.abort_all();
+        // A last delivery attempt, briefly: whatever is left stays spooled for next time.
+        if let Some(client) = &self.client {
+            let flush = super::client::deliver(&self.spool, client, 100);
+            match tokio::time::timeout(Duration::from_secs(5), flush).await {
+                Ok(report) if report.remaining > 0 => tracing::info!(
+                    remaining = report.remaining,
+                    "run records left in the spool for the next start"
+                ),
+                Ok(_) => {}
+                Err(_) => tracing::info!("final delivery timed out; records stay spooled"),
+            }
+        }
         Ok(())
     }
 
@@ -360,6 +375,7 @@ impl Agent {
             system: d.system.to_string(),
             job: d.job,
             read_data_subsets: Vec::new(),
+            not_yet_created: Vec::new(),
         };
         {
             let mut sh = lock(&self.shared);
@@ -377,6 +393,20 @@ impl Agent {
                         .read_data_subsets
                         .push((repo.to_string(), subset.to_string()));
                 }
+            }
+            if let Some(sys) = policy.system(d.system.as_str()) {
+                let known = sh.state.systems.get(d.system.as_str());
+                order.not_yet_created = sys
+                    .repositories
+                    .iter()
+                    .skip(1)
+                    .filter(|r| {
+                        known
+                            .and_then(|k| k.repositories.get(r.as_str()))
+                            .is_none_or(|x| x.last_success.is_none())
+                    })
+                    .map(|r| r.to_string())
+                    .collect();
             }
             sh.state.history.mark_started(&d, now);
             sh.running.insert(d.system.to_string(), (d.job, now));
@@ -572,7 +602,7 @@ impl Agent {
     }
 
     fn start_background(
-        &self,
+        &mut self,
         set: &mut JoinSet<()>,
         commands: mpsc::Sender<Command>,
         assignments: mpsc::Sender<Result<Assignment, String>>,
@@ -590,6 +620,7 @@ impl Agent {
             return Ok(());
         };
         let client = Arc::new(super::coordinator_client(&self.cfg, &cc)?);
+        self.client = Some(client.clone());
         // Delivery of spooled records: at least once, in order, with backoff.
         {
             let client = client.clone();

@@ -116,6 +116,7 @@ async fn initial_assignment(
     };
     let agent_dir = cfg.agent_dir();
     assignment::recover(&agent_dir);
+    enrol(cfg, cc).await?;
     let client = coordinator_client(cfg, cc)?;
     match fetch_assignment(&client, &agent_dir, clock).await {
         Ok(a) => return Ok(a),
@@ -172,23 +173,19 @@ pub(crate) fn accept_wire(
     assignment::accept(agent_dir, &files, Some(&a.digest), now).map_err(|e| e.to_string())
 }
 
-/// The coordinator client, with the agent's token: configured, stored from an earlier
-/// enrolment, or obtained now with the one-time enrolment token.
+/// The coordinator client, with the agent's token: configured, or stored from an earlier
+/// enrolment (see [`enrol`]).
 pub(crate) fn coordinator_client(
     cfg: &AgentConfig,
     cc: &CoordinatorConfig,
 ) -> Result<client::CoordinatorClient, AgentError> {
-    let token_file = cfg.agent_dir().join("token");
     let token: Option<Secret> = match &cc.token {
         Some(source) => Some(
             source
                 .resolve()
                 .map_err(|e| AgentError::Credentials(e.to_string()))?,
         ),
-        None => std::fs::read_to_string(&token_file)
-            .ok()
-            .map(|t| Secret::new(t.trim().to_string()))
-            .filter(|t| !t.expose().is_empty()),
+        None => stored_token(cfg),
     };
     let config = client::ClientConfig {
         base_url: cc.url.clone(),
@@ -198,6 +195,106 @@ pub(crate) fn coordinator_client(
     };
     client::CoordinatorClient::new(&config, token)
         .map_err(|e| AgentError::Coordinator(e.to_string()))
+}
+
+/// `<agent-dir>/token`: the agent's own token, written at enrolment (mode 0600).
+fn token_path(cfg: &AgentConfig) -> std::path::PathBuf {
+    cfg.agent_dir().join("token")
+}
+
+fn stored_token(cfg: &AgentConfig) -> Option<Secret> {
+    std::fs::read_to_string(token_path(cfg))
+        .ok()
+        .map(|t| Secret::new(t.trim().to_string()))
+        .filter(|t| !t.expose().is_empty())
+}
+
+/// Makes sure the agent has its own token: configured, stored, or obtained now by trading the
+/// one-time enrolment token. The new token is stored (0600, fsynced) before it is used, so an
+/// enrolment is never lost to a crash. Waits for an unreachable coordinator rather than exit.
+async fn enrol(cfg: &AgentConfig, cc: &CoordinatorConfig) -> Result<(), AgentError> {
+    if cc.token.is_some() || stored_token(cfg).is_some() {
+        return Ok(());
+    }
+    let Some(source) = &cc.enrol_token else {
+        return Err(AgentError::Credentials(format!(
+            "the agent has no token: set coordinator.enrol-token (a one-time token from an \
+             operator) or coordinator.token in {}",
+            "agent.toml"
+        )));
+    };
+    let once = source
+        .resolve()
+        .map_err(|e| AgentError::Credentials(e.to_string()))?;
+    let client = coordinator_client(cfg, cc)?;
+    let site = cfg.site.parse().map_err(|e| {
+        AgentError::Config(Problem {
+            file: std::path::PathBuf::from("agent.toml"),
+            line: 0,
+            column: 0,
+            key_path: "site".into(),
+            message: format!("site \"{}\" is not a valid site id: {e}", cfg.site),
+            hint: None,
+        })
+    })?;
+    let request = api::EnrolRequest {
+        enrolment_token: api::Token::new(once.expose()),
+        host: cfg.host(),
+        site,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let mut delay = std::time::Duration::from_secs(5);
+    let answer = loop {
+        match client.enrol(&request).await {
+            Ok(a) => break a,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(
+                    "cannot enrol yet ({e}); retrying in {}",
+                    humantime::format_duration(delay)
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(300));
+            }
+            Err(e) => {
+                return Err(AgentError::Credentials(format!(
+                    "enrolment refused ({e}); ask an operator for a new enrolment token"
+                )));
+            }
+        }
+    };
+    write_secret_file(&token_path(cfg), answer.agent_token.secret().expose()).map_err(
+        |source| AgentError::Io {
+            context: format!(
+                "cannot store the agent token in {}",
+                token_path(cfg).display()
+            ),
+            source,
+        },
+    )?;
+    tracing::info!(agent_id = %answer.agent_id, "enrolled with the coordinator");
+    Ok(())
+}
+
+/// Writes a file readable by its owner only, durably, replacing it atomically.
+fn write_secret_file(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(value.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// What heartbeats are built from.

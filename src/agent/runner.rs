@@ -18,6 +18,10 @@ pub struct JobOrder {
     pub job: JobKind,
     /// For `read-data`: the subset of packs to read, per repository (`n/m`).
     pub read_data_subsets: Vec<(String, String)>,
+    /// Repositories this agent has never written to (off-site copies not made yet): a check
+    /// finding one of them not created yet is skipped rather than failed. Once a copy reached
+    /// a repository, its absence is a failure (a deleted bucket must raise an alarm).
+    pub not_yet_created: Vec<String>,
 }
 
 /// Runs `order` and returns what happened (never an empty list).
@@ -42,6 +46,8 @@ pub async fn run_job(engine: &Engine, host: &str, order: &JobOrder) -> Vec<RunRe
     };
     let mut records = match result {
         Ok(records) if !records.is_empty() => records,
+        // Checks of repositories that do not exist yet, all skipped.
+        Ok(_) if matches!(order.job, JobKind::Check | JobKind::ReadData) => Vec::new(),
         Ok(_) => vec![refused(
             engine,
             order,
@@ -100,6 +106,15 @@ async fn check(
             read_data: read_data && subset.is_none(),
             read_data_subset: subset,
         };
+        if order.not_yet_created.iter().any(|r| r == repo.as_str())
+            && matches!(engine.repository_exists(repo.as_str()).await, Ok(false))
+        {
+            tracing::info!(
+                repository = %repo,
+                "not checked: the repository is created by the system's first copy"
+            );
+            continue;
+        }
         match engine.check(&req).await {
             Ok(report) => records.push(report.run),
             Err(e) => {

@@ -191,6 +191,14 @@ impl Engine {
         }))
     }
 
+    /// Whether the repository has been created (its config file exists). Resolves the
+    /// storage credentials, not the repository password.
+    pub async fn repository_exists(&self, repository: &str) -> Result<bool, EngineError> {
+        let repo = self.repository(repository)?.clone();
+        let connect = self.connect(&repo, false);
+        blocking(move || connect.call()?.exists()).await
+    }
+
     /// Lists snapshots: of one system (in each of its repositories, or only `repo`), or of a repository.
     pub async fn snapshots(
         &self,
