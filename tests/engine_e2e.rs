@@ -946,3 +946,91 @@ command = ["/bin/sh", "-c", "echo \"$LIFEBOAT_ERROR\" > {failed}"]
         1
     );
 }
+
+#[test]
+fn a_stream_command_is_backed_up_without_a_temporary_file_and_a_failed_one_keeps_no_snapshot() {
+    let env = Env::new(None);
+    let policy = env.root().join("policies/policy.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    // The same system, backing up a "database dump" streamed from a command instead of files.
+    let paths_line = text
+        .lines()
+        .find(|l| l.starts_with("paths = "))
+        .unwrap()
+        .to_string();
+    let excludes_line = text
+        .lines()
+        .find(|l| l.starts_with("excludes = "))
+        .unwrap()
+        .to_string();
+    let text = text
+        .replace(&format!("{paths_line}\n"), "")
+        .replace(&format!("{excludes_line}\n"), "");
+    let stream = format!(
+        r#"
+[systems.branch-finance.stream]
+command = ["/bin/sh", "-c", "printf 'ledger of %s for %s\n' \"$LIFEBOAT_SYSTEM\" \"$DUMP_USER\"; seq 1 300000; test ! -e {root}/fail-dump"]
+filename = "ledger.sql"
+timeout = "5m"
+env = {{ DUMP_USER = "reporting" }}
+secret-env = {{ DUMP_TOKEN = {{ env = "TEST_REPO_PASSWORD" }} }}
+"#,
+        root = env.root().display()
+    );
+    std::fs::write(&policy, format!("{text}{stream}")).unwrap();
+    env.ok(&["policy", "check"]);
+    env.ok(&["init", "--system", "branch-finance"]);
+
+    let record = env.json(&["backup", "--system", "branch-finance"]);
+    assert_eq!(record["outcome"], "success", "{record}");
+    let target = env.root().join("restored");
+    env.ok(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
+    let dump = std::fs::read_to_string(target.join("ledger.sql")).unwrap();
+    let mut want = String::from("ledger of branch-finance for reporting\n");
+    for i in 1..=300000 {
+        want.push_str(&format!("{i}\n"));
+    }
+    assert!(
+        dump == want,
+        "the restored dump differs ({} bytes)",
+        dump.len()
+    );
+    // restic reads the stream snapshot too.
+    let out = std::process::Command::new(restic_bin())
+        .args([
+            "-r",
+            env.root().join("repos/local").to_str().unwrap(),
+            "ls",
+            "latest",
+        ])
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/ledger.sql"));
+
+    // The dump fails after writing part of its output: the run fails, nothing is kept.
+    std::fs::write(env.root().join("fail-dump"), b"").unwrap();
+    let out = env.run(&["backup", "--system", "branch-finance", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let failed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert_eq!(failed["error"]["kind"], "hook-failed", "{failed}");
+    let snaps = env.json(&["snapshots", "--system", "branch-finance"]);
+    assert_eq!(
+        snaps.as_array().unwrap().len(),
+        1,
+        "a failed dump left a snapshot: {snaps}"
+    );
+}

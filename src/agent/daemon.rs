@@ -419,7 +419,13 @@ impl Agent {
             );
         }
         self.save_state();
-        tracing::info!(system = %d.system, job = %d.job, "starting");
+        tracing::info!(
+            system = %d.system,
+            job = %d.job,
+            slot = %d.slot,
+            delay_ms = (now - d.run_at).total(jiff::Unit::Millisecond).unwrap_or(0.0) as i64,
+            "starting"
+        );
         let engine = engine.clone();
         let host = self.host.clone();
         let spool = self.spool.clone();

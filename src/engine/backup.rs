@@ -196,19 +196,78 @@ impl Engine {
                 .add_tags(&tags)
                 .and_then(|o| o.to_snapshot())
                 .map_err(|e| access.rustic(e))?;
-            let paths = PathList::from_iter(system.paths.iter().cloned())
-                .sanitize()
-                .map_err(|e| EngineError::Rustic {
-                    repository: access.id().to_string(),
-                    message: format!("invalid source paths: {e}"),
-                })?;
-            let mut opts = BackupOptions::default();
-            // rustic's globs are gitignore-style overrides: a plain glob *includes* (and so
-            // excludes everything else); `!glob` excludes. Policy excludes are all exclusions.
-            opts.excludes.globs = system.excludes.iter().map(|g| format!("!{g}")).collect();
-            let snapshot = indexed
-                .backup(&opts, &paths, snap)
-                .map_err(|e| access.rustic(e))?;
+            let (paths, opts) = match &system.stream {
+                None => {
+                    let paths = PathList::from_iter(system.paths.iter().cloned())
+                        .sanitize()
+                        .map_err(|e| EngineError::Rustic {
+                            repository: access.id().to_string(),
+                            message: format!("invalid source paths: {e}"),
+                        })?;
+                    let mut opts = BackupOptions::default();
+                    // rustic's globs are gitignore-style overrides: a plain glob *includes* (and
+                    // so excludes everything else); `!glob` excludes. Policy excludes are all
+                    // exclusions.
+                    opts.excludes.globs = system.excludes.iter().map(|g| format!("!{g}")).collect();
+                    (paths, opts)
+                }
+                Some(stream) => stream_source(&system, stream, access.id())?,
+            };
+            let label = system.id.to_string();
+            // For a stream, the snapshot is written before the command's exit status is known:
+            // note what exists, so that a failed dump's snapshot can be removed.
+            let before: Vec<_> = if system.stream.is_some() {
+                indexed
+                    .get_matching_snapshots(|sn| sn.label == label)
+                    .map_err(|e| access.rustic(e))?
+                    .into_iter()
+                    .map(|sn| sn.id)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let snapshot = match indexed.backup(&opts, &paths, snap) {
+                Ok(snapshot) => snapshot,
+                Err(e) if system.stream.is_some() => {
+                    let message = e.display_log();
+                    let written: Vec<_> = indexed
+                        .get_matching_snapshots(|sn| sn.label == label)
+                        .map(|all| {
+                            all.into_iter()
+                                .map(|sn| sn.id)
+                                .filter(|id| !before.contains(id))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if !written.is_empty()
+                        && let Err(del) = indexed.delete_snapshots(&written)
+                    {
+                        tracing::error!(
+                            "the snapshot of a failed stream of {} could not be removed: {}",
+                            system.id,
+                            del.display_log()
+                        );
+                    }
+                    return Err(EngineError::Hook {
+                        system: system.id.to_string(),
+                        hook: "stream".into(),
+                        program: system
+                            .stream
+                            .as_ref()
+                            .map(|s| s.command.program().to_string())
+                            .unwrap_or_default(),
+                        message: format!(
+                            "the stream command failed, no snapshot was kept: {}",
+                            message
+                                .trim_start_matches("Error: ")
+                                .lines()
+                                .next()
+                                .unwrap_or("")
+                        ),
+                    });
+                }
+                Err(e) => return Err(access.rustic(e)),
+            };
             let bytes_added = snapshot.summary.as_ref().map_or(0, |s| s.data_added_packed);
             let result = RepoResult {
                 repository: access.id().to_string(),
@@ -237,6 +296,61 @@ impl Engine {
             ("LIFEBOAT_RUN_ID".to_string(), run_id.to_string()),
         ])
     }
+}
+
+/// The backup source of a stream system: its command's standard output as one file, run under
+/// `/usr/bin/timeout` (coreutils) so that a hung dump cannot hold the backup forever, with its
+/// environment (secrets resolved now, passed to the child only).
+fn stream_source(
+    system: &System,
+    stream: &crate::policy::Stream,
+    repository: &str,
+) -> Result<(PathList, BackupOptions), EngineError> {
+    const TIMEOUT: &str = "/usr/bin/timeout";
+    let mut argv: Vec<String> = Vec::new();
+    if std::path::Path::new(TIMEOUT).exists() {
+        argv.extend([
+            TIMEOUT.to_string(),
+            "--kill-after=30".to_string(),
+            stream.timeout.as_std().as_secs().to_string(),
+        ]);
+    } else {
+        tracing::warn!(
+            "{TIMEOUT} not found: the stream command of {} runs without a timeout",
+            system.id
+        );
+    }
+    argv.extend(stream.command.iter().cloned());
+    let mut env: Vec<(String, String)> = stream
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (name, source) in &stream.secret_env {
+        let secret = source.resolve().map_err(|e| EngineError::Hook {
+            system: system.id.to_string(),
+            hook: "stream".into(),
+            program: stream.command.program().to_string(),
+            message: format!("secret-env {name}: {e}"),
+        })?;
+        env.push((name.clone(), secret.expose().to_string()));
+    }
+    for (k, v) in [
+        ("LIFEBOAT_SYSTEM", system.id.to_string()),
+        ("LIFEBOAT_TIER", system.tier.to_string()),
+        ("LIFEBOAT_SITE", system.site.to_string()),
+    ] {
+        env.push((k.to_string(), v));
+    }
+    let mut opts = BackupOptions::default();
+    opts.stdin_filename = stream.filename.clone();
+    opts.stdin_command = Some(rustic_core::CommandInput::from(argv));
+    opts.stdin_command_env = env;
+    let paths = PathList::from_string("-").map_err(|e| EngineError::Rustic {
+        repository: repository.to_string(),
+        message: format!("stream source: {e}"),
+    })?;
+    Ok((paths, opts))
 }
 
 /// A failed repository entry for the run record.

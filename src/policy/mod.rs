@@ -30,7 +30,7 @@ pub use ids::{IdError, MAX_ID_LEN, RepoId, SiteId, SystemId, TierId};
 pub use load::parse_document;
 pub use model::{
     Hook, HookWhen, JobKind, Location, OffsiteClass, Repository, Retention, Schedule, Site,
-    SiteRole, System, Tier,
+    SiteRole, Stream, System, Tier,
 };
 pub use problem::{PolicyReport, Problem};
 pub use repo_url::{RepoUrl, StorageKind};

@@ -237,9 +237,13 @@ pub struct System {
     #[serde(deserialize_with = "non_empty")]
     pub host: String,
     pub tier: TierId,
-    /// Source paths, absolute, at least one.
-    #[serde(deserialize_with = "abs_paths")]
+    /// Source paths, absolute; at least one unless `stream` is given.
+    #[serde(default, deserialize_with = "abs_paths")]
     pub paths: Vec<PathBuf>,
+    /// Instead of paths: the standard output of a command (a database dump), streamed into
+    /// the snapshot as one file, without a temporary copy on disk.
+    #[serde(default)]
+    pub stream: Option<Stream>,
     /// Exclude globs, checked at load time.
     #[serde(default, deserialize_with = "globs")]
     pub excludes: Vec<String>,
@@ -320,6 +324,31 @@ impl Retention {
     }
 }
 
+/// A command whose standard output is backed up as one file (`[systems.X.stream]`), e.g.
+/// `command = ["/usr/bin/pg_dump", "--format=custom", "ledger"]`, `filename = "ledger.dump"`.
+/// A non-zero exit fails the backup and the snapshot is not kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Stream {
+    pub command: Argv,
+    /// The file's name in the snapshot (a plain name, no `/`).
+    #[serde(deserialize_with = "non_empty")]
+    pub filename: String,
+    /// The command is killed after this long (and the backup fails).
+    #[serde(default = "six_hours")]
+    pub timeout: Duration,
+    /// Plain environment; names that look like secrets are refused (use `secret_env`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Environment variables whose values are secrets, resolved just before the command runs.
+    #[serde(default)]
+    pub secret_env: BTreeMap<String, SecretSource>,
+}
+
+fn six_hours() -> Duration {
+    Duration::from_secs(6 * 3600).unwrap_or(Duration::TEN_MINUTES)
+}
+
 /// A command run around a backup, without a shell.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -382,7 +411,6 @@ pub(crate) const SYSTEM_REQUIRED: &[&str] = &[
     "site",
     "host",
     "tier",
-    "paths",
     "repositories",
     "retention",
 ];
@@ -422,7 +450,6 @@ department = "(missing)"
 site = "missing"
 host = "(missing)"
 tier = "missing"
-paths = ["/"]
 repositories = []
 retention = { keep-last = 1 }
 "#;

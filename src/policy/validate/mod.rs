@@ -311,7 +311,32 @@ fn check_system(ctx: &mut Ctx<'_, '_>, s: &System) {
     let site_ok = site_given && ctx.reference(this, &[k("site")], Section::Sites, s.site.as_str());
     let tier_ok = tier_given && ctx.reference(this, &[k("tier")], Section::Tiers, s.tier.as_str());
 
-    if s.paths.is_empty() && paths_given {
+    let has_paths_key = ctx
+        .entry(Section::Systems, id)
+        .is_some_and(|e| has_key(e, "paths"));
+    if s.stream.is_none() && !has_paths_key {
+        ctx.report(
+            Section::Systems,
+            id,
+            &[k("paths")],
+            At::Key,
+            "missing required key \"paths\"".into(),
+            Some(
+                "give the source paths, or a [systems.ID.stream] command whose output is backed up"
+                    .into(),
+            ),
+        );
+    } else if s.stream.is_some() && has_paths_key {
+        ctx.report(
+            Section::Systems,
+            id,
+            &[k("paths")],
+            At::Key,
+            "paths and stream are exclusive: a system backs up either files or a command's output"
+                .into(),
+            Some("make the dump its own system".into()),
+        );
+    } else if s.paths.is_empty() && s.stream.is_none() && paths_given {
         ctx.report(
             Section::Systems,
             id,
@@ -319,6 +344,18 @@ fn check_system(ctx: &mut Ctx<'_, '_>, s: &System) {
             At::Value,
             "at least one source path is needed".into(),
             None,
+        );
+    }
+    if let Some(stream) = &s.stream
+        && (stream.filename.contains('/') || stream.filename == "." || stream.filename == "..")
+    {
+        ctx.report(
+            Section::Systems,
+            id,
+            &[k("stream"), k("filename")],
+            At::Value,
+            format!("\"{}\" is not a plain file name", stream.filename),
+            Some("write e.g. filename = \"ledger.dump\"".into()),
         );
     }
     let mut seen = BTreeSet::new();
@@ -538,10 +575,33 @@ fn is_env_name(name: &str) -> bool {
 }
 
 fn check_hooks(ctx: &mut Ctx<'_, '_>, s: &System) {
-    let id = s.id.as_str();
     for (n, hook) in s.hooks.iter().enumerate() {
-        for name in hook.env.keys() {
-            let rel = [k("hooks"), i(n), k("env"), k(name)];
+        check_env(ctx, s, &[k("hooks"), i(n)], &hook.env, &hook.secret_env);
+    }
+    if let Some(stream) = &s.stream {
+        check_env(ctx, s, &[k("stream")], &stream.env, &stream.secret_env);
+    }
+}
+
+/// The environment of a hook or stream command: no secret-looking plain values, valid names,
+/// no name in both tables.
+fn check_env(
+    ctx: &mut Ctx<'_, '_>,
+    s: &System,
+    at: &[Seg],
+    env: &std::collections::BTreeMap<String, String>,
+    secret_env: &std::collections::BTreeMap<String, crate::secret::SecretSource>,
+) {
+    let id = s.id.as_str();
+    let path = |table: &str, name: &str| {
+        let mut rel = at.to_vec();
+        rel.push(k(table));
+        rel.push(k(name));
+        rel
+    };
+    {
+        for name in env.keys() {
+            let rel = path("env", name);
             if looks_secret(name) {
                 ctx.report(
                     Section::Systems,
@@ -562,8 +622,8 @@ fn check_hooks(ctx: &mut Ctx<'_, '_>, s: &System) {
                 );
             }
         }
-        for name in hook.secret_env.keys() {
-            let rel = [k("hooks"), i(n), k("secret-env"), k(name)];
+        for name in secret_env.keys() {
+            let rel = path("secret-env", name);
             if !is_env_name(name) {
                 ctx.report(
                     Section::Systems,
@@ -573,7 +633,7 @@ fn check_hooks(ctx: &mut Ctx<'_, '_>, s: &System) {
                     format!("\"{name}\" is not a valid environment variable name"),
                     None,
                 );
-            } else if hook.env.contains_key(name) {
+            } else if env.contains_key(name) {
                 ctx.report(
                     Section::Systems,
                     id,

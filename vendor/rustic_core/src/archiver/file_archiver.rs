@@ -164,6 +164,11 @@ impl<'a, BE: DecryptWriteBackend, I: ReadGlobalIndex> FileArchiver<'a, BE, I> {
 
         let mut node = node;
         node.content = Some(content);
+        // lifeboat patch: size of a stream (stdin/command) entry, whose metadata has none; as
+        // restic records it. Without it, restores cannot verify the file's length.
+        if node.meta.size == 0 {
+            node.meta.size = filesize;
+        }
         Ok((node, filesize))
     }
 

@@ -33,9 +33,11 @@ impl ChildStdoutSource {
     ///
     /// # Errors
     /// - if calling the command fails
-    pub fn new(cmd: &CommandInput, path: PathBuf) -> RusticResult<Self> {
+    pub fn new(cmd: &CommandInput, path: PathBuf, env: &[(String, String)]) -> RusticResult<Self> {
+        // lifeboat patch: extra environment for the command.
         let process = Command::new(cmd.command())
             .args(cmd.args())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|err| CommandInputErrorKind::ProcessExecutionFailed {

@@ -161,6 +161,13 @@ pub struct BackupOptions {
     #[cfg_attr(feature = "merge", merge(strategy = conflate::option::overwrite_none))]
     pub stdin_command: Option<CommandInput>,
 
+    /// Environment of `stdin_command`, in addition to the inherited one (lifeboat patch: a
+    /// database dump needs its password in the environment, never on the command line).
+    #[cfg_attr(feature = "clap", clap(skip))]
+    #[cfg_attr(feature = "merge", merge(skip))]
+    #[serde(skip)]
+    pub stdin_command_env: Vec<(String, String)>,
+
     /// Manually set backup path in snapshot
     #[cfg_attr(feature = "clap", clap(long, value_name = "PATH", value_hint = ValueHint::DirPath))]
     #[cfg_attr(feature = "merge", merge(strategy = conflate::option::overwrite_none))]
@@ -336,7 +343,7 @@ pub(crate) fn backup<S: IndexedIds>(
         let mut opts = opts.clone();
         opts.parent_opts.force = true;
         if let Some(command) = &opts.stdin_command {
-            let src = ChildStdoutSource::new(command, path)?;
+            let src = ChildStdoutSource::new(command, path, &opts.stdin_command_env)?; // lifeboat patch: env
             let res = archive(repo, &opts, &src, snap, &backup_paths)?;
             src.finish()?;
             res
