@@ -771,6 +771,107 @@ fn records_survive_a_coordinator_down_for_many_runs_and_arrive_once_in_order() {
 }
 
 #[test]
+fn a_new_assignment_from_the_coordinator_takes_effect_without_a_restart() {
+    let slow = Schedules {
+        backup: "*/2 * * * * *",
+        copy: "",
+        check: "0 0 3 * * *",
+        read_data: "0 0 4 * * *",
+        forget: "0 0 5 * * *",
+    };
+    let site = Site::new(None, "", &slow);
+    let standin = StandIn::start();
+    standin.set_assignment(&[("policy.toml", site.policy.as_str())]);
+    site.configure(Some(&standin.url()), "");
+    let mut agent = site.spawn(1);
+    wait_or_dump(
+        Duration::from_secs(60),
+        "a first backup",
+        &site,
+        1,
+        &standin,
+        || !of_kind(&standin.received(), RunKind::Backup).is_empty(),
+    );
+
+    // The coordinator assigns a second system (a copy of the first, its own repository).
+    let second = site
+        .policy
+        .split("[systems.branch-finance]")
+        .nth(1)
+        .unwrap()
+        .replace("\"branch-local\"", "\"payroll-local\"")
+        .replace("name = \"Finance share\"", "name = \"Payroll\"");
+    let extra = format!(
+        "\n[repositories.payroll-local]\nurl = \"{}\"\nlocation = \"local\"\npassword = {{ env = \"TEST_REPO_PASSWORD\" }}\n\n[systems.branch-payroll]{second}",
+        site.root().join("repos/payroll").display()
+    );
+    let digest = standin.set_assignment(&[
+        ("policy.toml", site.policy.as_str()),
+        ("payroll.toml", extra.as_str()),
+    ]);
+    wait_or_dump(
+        Duration::from_secs(60),
+        "a backup of the new system",
+        &site,
+        1,
+        &standin,
+        || {
+            standin.received().iter().any(|r| {
+                r.system.as_deref() == Some("branch-payroll")
+                    && r.record.outcome == Outcome::Success
+            })
+        },
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "a heartbeat with the new digest",
+        || {
+            standin.heartbeats().last().is_some_and(|h| {
+                h.assignment_digest.as_deref() == Some(digest.as_str()) && h.systems.len() == 2
+            })
+        },
+    );
+    // The cache on disk is the new assignment (the agent would start on it offline).
+    assert!(
+        site.root()
+            .join("state/agent/assignment/payroll.toml")
+            .exists()
+    );
+
+    // A broken assignment is refused: the agent keeps the last good one and keeps working.
+    let broken = extra.replace("keep-last = 3", "keep-last = \"many\"");
+    standin.set_assignment(&[
+        ("policy.toml", site.policy.as_str()),
+        ("payroll.toml", broken.as_str()),
+    ]);
+    let before = standin.received().len();
+    wait_or_dump(
+        Duration::from_secs(60),
+        "backups on the last good assignment",
+        &site,
+        1,
+        &standin,
+        || standin.received().len() >= before + 4,
+    );
+    let status = terminate(&mut agent, Duration::from_secs(60));
+    assert!(status.success());
+    let log = site.log(1);
+    assert!(log.contains("keeping the last good one"), "{log}");
+    assert!(log.contains("payroll.toml"), "{log}");
+    assert!(
+        site.root()
+            .join("state/agent/assignment/payroll.toml")
+            .exists()
+    );
+    let cached =
+        std::fs::read_to_string(site.root().join("state/agent/assignment/payroll.toml")).unwrap();
+    assert!(
+        !cached.contains("many"),
+        "the broken assignment replaced the cache"
+    );
+}
+
+#[test]
 fn bad_input_gives_one_clear_error_and_the_agent_keeps_its_last_good_policy() {
     let schedules = Schedules {
         backup: "*/2 * * * * *",
