@@ -991,3 +991,68 @@ fn the_systemd_unit_is_valid_and_hardened() {
     );
     assert!(text.contains("Overall exposure level"), "{text}");
 }
+
+#[test]
+fn sigterm_gives_a_running_backup_its_grace_then_records_it_as_aborted() {
+    let schedules = Schedules {
+        backup: "*/2 * * * * *",
+        copy: "",
+        check: "0 0 3 * * *",
+        read_data: "0 0 4 * * *",
+        forget: "0 0 5 * * *",
+    };
+    let site = Site::new(None, "", &schedules);
+    big_file(&site.root().join("src"), 600);
+    let standin = StandIn::start();
+    standin.set_assignment(&[("policy.toml", site.policy.as_str())]);
+    site.configure(Some(&standin.url()), "");
+    // A grace period far shorter than the backup.
+    let text = std::fs::read_to_string(site.config_path())
+        .unwrap()
+        .replace("shutdown-grace = \"20s\"", "shutdown-grace = \"1s\"");
+    std::fs::write(site.config_path(), text).unwrap();
+    let mut agent = site.spawn(1);
+    wait_until(Duration::from_secs(60), "a backup in flight", || {
+        site.in_flight().as_deref() == Some("backup")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let status = terminate(&mut agent, Duration::from_secs(30));
+    assert!(status.success(), "{status}\n{}", site.log(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}",
+        t.elapsed()
+    );
+    // The abandoned run is evidence, delivered by the final flush.
+    let runs = standin.received();
+    let aborted = runs
+        .iter()
+        .find(|r| r.record.error.as_ref().is_some_and(|e| e.kind == "aborted"))
+        .unwrap_or_else(|| panic!("no aborted record: {runs:?}"));
+    assert_eq!(aborted.record.kind, RunKind::Backup);
+    assert_eq!(aborted.record.outcome, Outcome::Failed);
+    assert!(
+        site.in_flight().is_none(),
+        "the state still shows a job in flight"
+    );
+    // The repository is sound; the next start completes the backup.
+    site.ok(&["check", "--repo", "branch-local"]);
+    let mut agent = site.spawn(2);
+    wait_or_dump(
+        Duration::from_secs(120),
+        "a backup after the restart",
+        &site,
+        2,
+        &standin,
+        || {
+            standin
+                .received()
+                .iter()
+                .any(|r| r.record.kind == RunKind::Backup && r.record.outcome == Outcome::Success)
+        },
+    );
+    let status = terminate(&mut agent, Duration::from_secs(120));
+    assert!(status.success());
+    site.ok(&["check", "--repo", "branch-local", "--read-data"]);
+}
