@@ -9,6 +9,7 @@
 //! This module reads policy files and nothing else: it resolves no secret, opens no repository,
 //! reads no clock and never puts a secret-looking value into a message.
 
+mod assign;
 mod cron;
 mod ids;
 mod load;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use assign::AssignError;
 pub use cron::Cron;
 pub use ids::{IdError, MAX_ID_LEN, RepoId, SiteId, SystemId, TierId};
 pub use load::parse_document;
@@ -67,6 +69,17 @@ impl Policy {
             systems,
             ..
         } = parsed;
+        Policy::assemble(tiers, sites, repositories, systems)
+    }
+
+    /// A policy from its four maps, with its digest. Only for maps taken from a loaded policy
+    /// (every reference resolves), e.g. a host's part of it.
+    pub(crate) fn assemble(
+        tiers: BTreeMap<TierId, Tier>,
+        sites: BTreeMap<SiteId, Site>,
+        repositories: BTreeMap<RepoId, Repository>,
+        systems: BTreeMap<SystemId, System>,
+    ) -> Self {
         let normalised = Normalised {
             tiers: &tiers,
             sites: &sites,
