@@ -556,10 +556,22 @@ fn agent_runs_its_schedules_against_local_and_s3_and_reports_every_run() {
             .last()
             .map(|f| f.record.started_at)
             .unwrap();
-        let since = backups
-            .iter()
-            .filter(|b| b.record.started_at > last_forget)
-            .count();
+        // Snapshots added after the last forget: backups (local), or snapshots copied there
+        // (a copy also carries a snapshot made before the forget that the target lacked).
+        let since = if repo == "branch-local" {
+            backups
+                .iter()
+                .filter(|b| b.record.started_at > last_forget)
+                .count()
+        } else {
+            of_kind(&runs, RunKind::Copy)
+                .iter()
+                .filter(|c| c.record.started_at > last_forget)
+                .flat_map(|c| c.record.repositories.iter())
+                .filter(|r| r.repository == repo)
+                .map(|r| r.snapshots.len())
+                .sum()
+        };
         assert!(
             n >= 1 && n <= 3 + since,
             "{repo} holds {n} snapshots (keep-last = 3, {since} backups after the last forget)"
