@@ -1068,3 +1068,57 @@ fn sigterm_gives_a_running_backup_its_grace_then_records_it_as_aborted() {
     assert!(status.success());
     site.ok(&["check", "--repo", "branch-local", "--read-data"]);
 }
+
+#[test]
+fn backup_now_from_the_coordinator_runs_at_once_outside_the_schedule() {
+    // Hourly (the tier's RPO is 1h); keep clear of the top of the hour, when it would run anyway.
+    let now = jiff::Zoned::now();
+    let to_hour = 3600 - (i64::from(now.minute()) * 60 + i64::from(now.second()));
+    if to_hour < 120 {
+        std::thread::sleep(Duration::from_secs(to_hour as u64 + 5));
+    }
+    let daily = Schedules {
+        backup: "0 0 * * * *",
+        copy: "",
+        check: "0 0 3 * * *",
+        read_data: "0 0 4 * * *",
+        forget: "0 0 5 * * *",
+    };
+    let site = Site::new(None, "", &daily);
+    let standin = StandIn::start();
+    standin.set_assignment(&[("policy.toml", site.policy.as_str())]);
+    site.configure(Some(&standin.url()), "");
+    let mut agent = site.spawn(1);
+    // A new system's first backup runs at once; the next slot is minutes away.
+    wait_or_dump(
+        Duration::from_secs(60),
+        "the first backup",
+        &site,
+        1,
+        &standin,
+        || of_kind(&standin.received(), RunKind::Backup).len() == 1,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(of_kind(&standin.received(), RunKind::Backup).len(), 1);
+    standin.queue_command(lifeboat::api::Command::BackupNow {
+        system: "branch-finance".parse().unwrap(),
+    });
+    wait_or_dump(
+        Duration::from_secs(30),
+        "the backup asked for",
+        &site,
+        1,
+        &standin,
+        || of_kind(&standin.received(), RunKind::Backup).len() == 2,
+    );
+    let status = terminate(&mut agent, Duration::from_secs(60));
+    assert!(status.success());
+    let runs = standin.received();
+    let second = of_kind(&runs, RunKind::Backup)[1];
+    assert_eq!(
+        second.record.outcome,
+        Outcome::Success,
+        "{:?}",
+        second.record
+    );
+}
