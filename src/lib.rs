@@ -7,6 +7,7 @@ pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod clock;
+pub mod coordinator;
 pub mod engine;
 pub mod exit;
 pub mod hooks;

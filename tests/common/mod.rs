@@ -7,8 +7,11 @@
 //! * [`make_dataset`], [`tree_digest`], [`assert_same_tree`]: deterministic test data and
 //!   byte-identical tree comparison.
 //! * [`standin::StandIn`]: a stand-in coordinator (HTTP on 127.0.0.1) for agent tests.
+//! * [`postgres::Postgres`]: a throw-away PostgreSQL server on 127.0.0.1 (`initdb` + `pg_ctl`
+//!   from the machine's `postgresql` package, which `./tests/run.sh` installs).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod postgres;
 pub mod standin;
 
 use std::collections::BTreeMap;
