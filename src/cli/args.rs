@@ -129,7 +129,7 @@ Immutable repositories are skipped: their retention is the object lock's.")]
 
     /// Run the agent of a branch server, or ask a running one what it does.
     #[command(after_help = "Examples:
-  lifeboat agent --config /etc/lifeboat/agent.toml            # run (systemd: deploy/lifeboat-agent.service)
+  lifeboat agent --config /etc/lifeboat/agent.toml            # run (unit: deploy/)
   lifeboat agent status --config /etc/lifeboat/agent.toml     # what ran, what is next, what is late
   lifeboat agent status --config agent.toml --json
 
