@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The test command of lifeboat: ./tests/run.sh [extra `cargo test` args]
 #
-# Installs what the integration tests need (Debian restic, garage 2.5.0 built from crates.io into
-# a cache directory), then runs `cargo test --locked --all-targets`. Every server the tests use is
-# started by the tests themselves on 127.0.0.1.
+# Installs what the integration tests need (Debian restic and postgresql, garage 2.5.0 built from
+# crates.io into a cache directory), then runs `cargo test --locked --all-targets`. Every server
+# the tests use is started by the tests themselves on 127.0.0.1.
 #
 # Environment:
 #   LIFEBOAT_CACHE       cache root (default $HOME/.cache/lifeboat): garage install + cargo target dir
 #   LIFEBOAT_GARAGE_BIN  use this garage binary instead of the cached one
+#   LIFEBOAT_PG_BIN      directory of the PostgreSQL server binaries (initdb, pg_ctl, createdb)
 #   CARGO_TARGET_DIR     respected when set; default $LIFEBOAT_CACHE/target
 set -euo pipefail
 
@@ -34,6 +35,14 @@ command -v restic >/dev/null 2>&1 || apt_pkgs+=(restic)
 command -v cc >/dev/null 2>&1 || apt_pkgs+=(gcc libc6-dev)
 # systemd-analyze validates the hardened unit in deploy/ (nothing is started through systemd).
 command -v systemd-analyze >/dev/null 2>&1 || apt_pkgs+=(systemd)
+# PostgreSQL server binaries (initdb, pg_ctl): the store conformance suite starts a throw-away
+# server on 127.0.0.1 (tests/common/postgres.rs). Debian keeps them in /usr/lib/postgresql/*/bin.
+have_initdb() {
+    [ -n "${LIFEBOAT_PG_BIN:-}" ] && [ -x "$LIFEBOAT_PG_BIN/initdb" ] && return 0
+    command -v initdb >/dev/null 2>&1 && return 0
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+have_initdb || apt_pkgs+=(postgresql)
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
     say "installing ${apt_pkgs[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
@@ -41,6 +50,7 @@ if [ "${#apt_pkgs[@]}" -gt 0 ]; then
     as_root apt-get install -y -qq "${apt_pkgs[@]}"
 fi
 say "restic: $(restic version)"
+have_initdb || { echo "error: initdb still missing after installing postgresql" >&2; exit 1; }
 
 # (b) garage
 LIFEBOAT_CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
