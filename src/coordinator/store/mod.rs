@@ -36,7 +36,9 @@
 //! * **Leases** ([`Store::try_acquire_lease`]) make "work that must run once" exclusive among all
 //!   holders of the same database: a PostgreSQL session-level advisory lock on a dedicated
 //!   connection (released when the guard is dropped or its holder's connection dies), or an
-//!   in-process lease for SQLite (one process owns a SQLite file).
+//!   in-process lease for SQLite. A SQLite file belongs to one coordinator process, which opens
+//!   it once and shares the [`Store`] (it is a cheap clone); two `Store`s opened on one file do
+//!   not see each other's leases.
 //!
 //! # Schema (both backends; see the migrations for the DDL)
 //!
