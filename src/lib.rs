@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod assess;
 pub mod cli;
 pub mod clock;
 pub mod coordinator;

@@ -135,9 +135,13 @@ impl fmt::Display for CheckDepth {
 pub enum CheckResult {
     Passed,
     /// Found errors, or could not open the repository: its copies are not trusted.
-    Failed { message: String },
+    Failed {
+        message: String,
+    },
     /// Could not look at the data (see [`INCONCLUSIVE_KINDS`]).
-    Inconclusive { message: String },
+    Inconclusive {
+        message: String,
+    },
 }
 
 /// One check of one repository.
@@ -371,7 +375,11 @@ impl RepositoryChecks {
     /// re-folded (a failure delivered late may be cleared by passes already known, and the other
     /// way round).
     pub fn record(&mut self, run: CheckRun) {
-        if self.log.last().is_none_or(|last| last.finished <= run.finished) {
+        if self
+            .log
+            .last()
+            .is_none_or(|last| last.finished <= run.finished)
+        {
             self.state.apply(&run);
             self.log.push(run);
             return;
@@ -489,11 +497,18 @@ mod tests {
         }
     }
 
+    /// (what, checks in finishing order, expected distrust spans)
+    type Case = (
+        &'static str,
+        Vec<CheckRun>,
+        Vec<(&'static str, Option<&'static str>)>,
+    );
+
     /// Distrust runs from the failed check's start to the end of the first pass that started
     /// after the failure was found and is deep enough; inconclusive checks change nothing.
     #[test]
     fn a_failed_check_distrusts_until_a_covering_pass() {
-        let cases: &[(&str, Vec<CheckRun>, Vec<(&str, Option<&str>)>)] = &[
+        let cases: &[Case] = &[
             (
                 "structure failure, cleared by the next structure pass",
                 vec![
@@ -524,8 +539,18 @@ mod tests {
                 "inconclusive checks neither distrust nor clear",
                 vec![
                     check("03-01 01:00", "03-01 01:10", CheckDepth::Structure, "fail"),
-                    check("03-02 01:00", "03-02 01:10", CheckDepth::Structure, "timeout"),
-                    check("03-03 01:00", "03-03 01:10", CheckDepth::Structure, "timeout"),
+                    check(
+                        "03-02 01:00",
+                        "03-02 01:10",
+                        CheckDepth::Structure,
+                        "timeout",
+                    ),
+                    check(
+                        "03-03 01:00",
+                        "03-03 01:10",
+                        CheckDepth::Structure,
+                        "timeout",
+                    ),
                 ],
                 vec![("03-01 01:00", None)],
             ),
@@ -554,19 +579,41 @@ mod tests {
             let mut backward = RepositoryChecks::default();
             runs.iter().rev().for_each(|r| backward.record(r.clone()));
             assert_eq!(forward.distrust(), want.as_slice(), "{what}");
-            assert_eq!(backward.distrust(), want.as_slice(), "{what} (late delivery)");
+            assert_eq!(
+                backward.distrust(),
+                want.as_slice(),
+                "{what} (late delivery)"
+            );
         }
     }
 
     #[test]
     fn distrusted_at_names_the_failure_and_compaction_keeps_it() {
         let mut c = RepositoryChecks::default();
-        c.record(check("03-01 01:00", "03-01 01:10", CheckDepth::Structure, "fail"));
-        c.record(check("03-02 01:00", "03-02 01:10", CheckDepth::Structure, "pass"));
-        c.record(check("03-03 01:00", "03-03 01:10", CheckDepth::Structure, "pass"));
+        c.record(check(
+            "03-01 01:00",
+            "03-01 01:10",
+            CheckDepth::Structure,
+            "fail",
+        ));
+        c.record(check(
+            "03-02 01:00",
+            "03-02 01:10",
+            CheckDepth::Structure,
+            "pass",
+        ));
+        c.record(check(
+            "03-03 01:00",
+            "03-03 01:10",
+            CheckDepth::Structure,
+            "pass",
+        ));
         assert_eq!(c.distrusted_at(t("03-01 00:59")), None);
         let f = c.distrusted_at(t("03-01 12:00")).unwrap();
-        assert_eq!((f.message.as_str(), f.found), ("pack 1a2b: hash mismatch", t("03-01 01:10")));
+        assert_eq!(
+            (f.message.as_str(), f.found),
+            ("pack 1a2b: hash mismatch", t("03-01 01:10"))
+        );
         assert_eq!(c.distrusted_at(t("03-02 01:10")), None);
 
         let before = c.clone();
@@ -579,8 +626,18 @@ mod tests {
     #[test]
     fn state_as_of_an_earlier_instant_ignores_later_checks() {
         let mut c = RepositoryChecks::default();
-        c.record(check("03-01 01:00", "03-01 01:10", CheckDepth::Structure, "pass"));
-        c.record(check("03-05 01:00", "03-05 01:10", CheckDepth::Structure, "pass"));
+        c.record(check(
+            "03-01 01:00",
+            "03-01 01:10",
+            CheckDepth::Structure,
+            "pass",
+        ));
+        c.record(check(
+            "03-05 01:00",
+            "03-05 01:10",
+            CheckDepth::Structure,
+            "pass",
+        ));
         assert_eq!(c.as_of(t("03-06 00:00")).last_pass, Some(t("03-05 01:10")));
         assert_eq!(c.as_of(t("03-03 00:00")).last_pass, Some(t("03-01 01:10")));
     }

@@ -270,7 +270,8 @@ impl SystemEvidence {
         let i = self.snapshots.len();
         let id = SnapshotId::new(id);
         // More than 4 billion snapshots of one system cannot be held in memory anyway.
-        self.by_id.insert(id.clone(), u32::try_from(i).unwrap_or(u32::MAX));
+        self.by_id
+            .insert(id.clone(), u32::try_from(i).unwrap_or(u32::MAX));
         self.snapshots.push(SnapshotEntry { id, capture: None });
         i
     }
@@ -314,9 +315,16 @@ impl SystemEvidence {
     /// Records a successful copy run into `repository`: started at `started` (agent clock), done
     /// at `available`. Every snapshot available at the source by `started` is then available at
     /// `repository` by `available`.
-    pub fn record_copy_run(&mut self, repository: &RepoId, started: Timestamp, available: Timestamp) {
+    pub fn record_copy_run(
+        &mut self,
+        repository: &RepoId,
+        started: Timestamp,
+        available: Timestamp,
+    ) {
         let c = self.column_index(repository);
-        self.columns[c].copy_runs.push(CopyRun { started, available });
+        self.columns[c]
+            .copy_runs
+            .push(CopyRun { started, available });
         let Some(source) = self.source.filter(|&s| s != c) else {
             return;
         };
@@ -449,7 +457,12 @@ impl Inventory {
         }
     }
 
-    fn ingest_write(&mut self, run: &RunRecord, policy: &Policy, backup: bool) -> Result<(), IngestError> {
+    fn ingest_write(
+        &mut self,
+        run: &RunRecord,
+        policy: &Policy,
+        backup: bool,
+    ) -> Result<(), IngestError> {
         let kind = if backup { "backup" } else { "copy" };
         let bad_id = |source| IngestError::BadId {
             run_id: run.run_id.clone(),
@@ -459,12 +472,15 @@ impl Inventory {
             run_id: run.run_id.clone(),
             kind,
         })?;
-        let system = policy.system(name).ok_or_else(|| IngestError::UnknownSystem {
-            run_id: run.run_id.clone(),
-            system: name.to_string(),
-        })?;
+        let system = policy
+            .system(name)
+            .ok_or_else(|| IngestError::UnknownSystem {
+                run_id: run.run_id.clone(),
+                system: name.to_string(),
+            })?;
         // Check the whole record before changing anything.
-        let mut results: Vec<(RepoId, &RepoResult, Vec<&str>)> = Vec::with_capacity(run.repositories.len());
+        let mut results: Vec<(RepoId, &RepoResult, Vec<&str>)> =
+            Vec::with_capacity(run.repositories.len());
         for r in &run.repositories {
             let repo: RepoId = r.repository.parse().map_err(bad_id)?;
             let ids: Vec<&str> = if r.snapshots.is_empty() && backup {
@@ -555,7 +571,10 @@ mod tests {
 
     fn available(inv: &Inventory, system: &str, repo: &str, snapshot: &str) -> Option<Timestamp> {
         let ev = inv.system(system)?;
-        let i = ev.snapshots().iter().position(|s| s.id.as_str() == snapshot)?;
+        let i = ev
+            .snapshots()
+            .iter()
+            .position(|s| s.id.as_str() == snapshot)?;
         ev.column(repo)?.available_at(i)
     }
 
@@ -566,17 +585,48 @@ mod tests {
     fn copy_catches_up_every_earlier_snapshot() {
         let policy = policy();
         let runs = vec![
-            backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:30", Outcome::Success),
-            backup("fin", "bbbb2222", "03-02 02:00", "03-02 02:30", Outcome::Success),
-            copy("fin", "03-02 03:00", &[("offsite", "03-02 04:00", Outcome::Success, &["bbbb2222"])]),
-            backup("fin", "cccc3333", "03-02 03:10", "03-02 03:40", Outcome::Success),
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-01 02:00",
+                "03-01 02:30",
+                Outcome::Success,
+            ),
+            backup(
+                "fin",
+                "bbbb2222",
+                "03-02 02:00",
+                "03-02 02:30",
+                Outcome::Success,
+            ),
+            copy(
+                "fin",
+                "03-02 03:00",
+                &[("offsite", "03-02 04:00", Outcome::Success, &["bbbb2222"])],
+            ),
+            backup(
+                "fin",
+                "cccc3333",
+                "03-02 03:10",
+                "03-02 03:40",
+                Outcome::Success,
+            ),
         ];
         let (inv, errors) = Inventory::from_runs(&runs, &policy);
         assert_eq!(errors, vec![]);
-        assert_eq!(available(&inv, "fin", "offsite", "aaaa1111"), Some(t("03-02 04:00")));
-        assert_eq!(available(&inv, "fin", "offsite", "bbbb2222"), Some(t("03-02 04:00")));
+        assert_eq!(
+            available(&inv, "fin", "offsite", "aaaa1111"),
+            Some(t("03-02 04:00"))
+        );
+        assert_eq!(
+            available(&inv, "fin", "offsite", "bbbb2222"),
+            Some(t("03-02 04:00"))
+        );
         assert_eq!(available(&inv, "fin", "offsite", "cccc3333"), None);
-        assert_eq!(available(&inv, "fin", "local", "cccc3333"), Some(t("03-02 03:40")));
+        assert_eq!(
+            available(&inv, "fin", "local", "cccc3333"),
+            Some(t("03-02 03:40"))
+        );
     }
 
     /// Every order of the same records gives the same copies (ingest resolves the catch-up rule
@@ -584,18 +634,44 @@ mod tests {
     #[test]
     fn records_in_any_order_give_the_same_copies() {
         let policy = policy();
-        let runs = vec![
-            backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:30", Outcome::Success),
-            copy("fin", "03-01 03:00", &[("offsite", "03-01 03:30", Outcome::Success, &[])]),
-            copy("fin", "03-01 05:00", &[("offsite", "03-01 05:10", Outcome::Success, &[])]),
-            backup("fin", "bbbb2222", "03-01 04:00", "03-01 04:20", Outcome::Success),
+        let runs = [
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-01 02:00",
+                "03-01 02:30",
+                Outcome::Success,
+            ),
+            copy(
+                "fin",
+                "03-01 03:00",
+                &[("offsite", "03-01 03:30", Outcome::Success, &[])],
+            ),
+            copy(
+                "fin",
+                "03-01 05:00",
+                &[("offsite", "03-01 05:10", Outcome::Success, &[])],
+            ),
+            backup(
+                "fin",
+                "bbbb2222",
+                "03-01 04:00",
+                "03-01 04:20",
+                Outcome::Success,
+            ),
         ];
         let flat = |inv: &Inventory| {
             let mut v: Vec<(String, String, Timestamp)> = inv
                 .system("fin")
                 .unwrap()
                 .copies()
-                .map(|c| (c.snapshot.to_string(), c.repository.to_string(), c.available))
+                .map(|c| {
+                    (
+                        c.snapshot.to_string(),
+                        c.repository.to_string(),
+                        c.available,
+                    )
+                })
                 .collect();
             v.sort();
             v
@@ -607,7 +683,11 @@ mod tests {
                 inv.ingest(&runs[i], &policy).unwrap();
             }
             let got = flat(&inv);
-            assert_eq!(want.get_or_insert_with(|| got.clone()), &got, "order {order:?}");
+            assert_eq!(
+                want.get_or_insert_with(|| got.clone()),
+                &got,
+                "order {order:?}"
+            );
         }
         assert_eq!(
             want.unwrap(),
@@ -624,31 +704,75 @@ mod tests {
     fn failed_writes_are_remembered_for_reasons() {
         let policy = policy();
         let runs = vec![
-            copy("fin", "03-01 03:00", &[("offsite", "03-01 03:30", Outcome::Success, &[])]),
-            copy("fin", "03-02 03:00", &[("offsite", "03-02 03:30", Outcome::Failed, &[])]),
-            copy("fin", "03-03 03:00", &[("offsite", "03-03 03:30", Outcome::Failed, &[])]),
+            copy(
+                "fin",
+                "03-01 03:00",
+                &[("offsite", "03-01 03:30", Outcome::Success, &[])],
+            ),
+            copy(
+                "fin",
+                "03-02 03:00",
+                &[("offsite", "03-02 03:30", Outcome::Failed, &[])],
+            ),
+            copy(
+                "fin",
+                "03-03 03:00",
+                &[("offsite", "03-03 03:30", Outcome::Failed, &[])],
+            ),
         ];
         let (inv, _) = Inventory::from_runs(&runs, &policy);
-        let writes = inv.system("fin").unwrap().column("offsite").unwrap().writes();
+        let writes = inv
+            .system("fin")
+            .unwrap()
+            .column("offsite")
+            .unwrap()
+            .writes();
         assert_eq!(writes.failures_since_success, 2);
         let failing = writes.failing().unwrap();
-        assert_eq!((failing.at, failing.message.as_str()), (t("03-03 03:30"), "connection refused"));
+        assert_eq!(
+            (failing.at, failing.message.as_str()),
+            (t("03-03 03:30"), "connection refused")
+        );
         assert_eq!(writes.last_success, Some(t("03-01 03:30")));
     }
 
     #[test]
     fn unusable_records_are_returned_with_the_reason() {
         let policy = policy();
-        let mut no_system = backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:30", Outcome::Success);
+        let mut no_system = backup(
+            "fin",
+            "aaaa1111",
+            "03-01 02:00",
+            "03-01 02:30",
+            Outcome::Success,
+        );
         no_system.system = None;
-        let unknown = backup("ghost", "aaaa1111", "03-01 02:00", "03-01 02:30", Outcome::Success);
+        let unknown = backup(
+            "ghost",
+            "aaaa1111",
+            "03-01 02:00",
+            "03-01 02:30",
+            Outcome::Success,
+        );
         let mut no_snapshot = backup("fin", "x", "03-01 02:00", "03-01 02:30", Outcome::Success);
         no_snapshot.snapshot_id = None;
         no_snapshot.repositories[0].snapshots.clear();
-        let mut bad_repo = backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:30", Outcome::Success);
+        let mut bad_repo = backup(
+            "fin",
+            "aaaa1111",
+            "03-01 02:00",
+            "03-01 02:30",
+            Outcome::Success,
+        );
         bad_repo.repositories[0].repository = "../x".into();
         let restore = {
-            let mut r = backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:30", Outcome::Success);
+            let mut r = backup(
+                "fin",
+                "aaaa1111",
+                "03-01 02:00",
+                "03-01 02:30",
+                Outcome::Success,
+            );
             r.kind = RunKind::Restore;
             r
         };
@@ -665,8 +789,15 @@ mod tests {
                 IngestError::BadId { .. } => "bad-id",
             })
             .collect();
-        assert_eq!(kinds, ["no-system", "unknown-system", "no-snapshot", "bad-id"]);
-        assert!(errors[1].to_string().contains("\"ghost\" is not in the policy"));
+        assert_eq!(
+            kinds,
+            ["no-system", "unknown-system", "no-snapshot", "bad-id"]
+        );
+        assert!(
+            errors[1]
+                .to_string()
+                .contains("\"ghost\" is not in the policy")
+        );
         // Nothing of the refused records (and nothing of the restore) became evidence.
         assert_eq!(inv.system("fin").map(|e| e.copies().count()), None);
     }

@@ -57,9 +57,19 @@ pub enum AgentStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "issue")]
 pub enum HealthIssue {
-    NeverSeen { host: String },
-    Offline { host: String, last_seen: Timestamp, silent_for: SignedDuration },
-    ClockSkew { host: String, offset: SignedDuration, limit: SignedDuration },
+    NeverSeen {
+        host: String,
+    },
+    Offline {
+        host: String,
+        last_seen: Timestamp,
+        silent_for: SignedDuration,
+    },
+    ClockSkew {
+        host: String,
+        offset: SignedDuration,
+        limit: SignedDuration,
+    },
 }
 
 impl fmt::Display for HealthIssue {
@@ -69,18 +79,30 @@ impl fmt::Display for HealthIssue {
                 f,
                 "no heartbeat ever received from the agent on {host}: is it installed and enrolled?"
             ),
-            HealthIssue::Offline { host, last_seen, silent_for } => write!(
+            HealthIssue::Offline {
+                host,
+                last_seen,
+                silent_for,
+            } => write!(
                 f,
                 "the agent on {host} is offline: last heartbeat {last_seen}, {} ago; its newest \
                  results may be waiting in its spool",
                 Human(*silent_for)
             ),
-            HealthIssue::ClockSkew { host, offset, limit } => write!(
+            HealthIssue::ClockSkew {
+                host,
+                offset,
+                limit,
+            } => write!(
                 f,
                 "the clock of {host} is {} {} the coordinator's (limit {}): its capture and \
                  availability times are corrected pessimistically; fix its time synchronisation (NTP)",
                 Human(offset.abs()),
-                if offset.is_negative() { "ahead of" } else { "behind" },
+                if offset.is_negative() {
+                    "ahead of"
+                } else {
+                    "behind"
+                },
                 Human(*limit)
             ),
         }
@@ -221,12 +243,42 @@ mod tests {
             received_at: t(received),
         };
         let cases = [
-            ("fresh, clock fine", Some(seen("03-01 11:59", 1)), AgentStatus::Online, false),
-            ("silent exactly 5 min", Some(seen("03-01 11:55", 0)), AgentStatus::Online, false),
-            ("silent 6 min", Some(seen("03-01 11:54", 0)), AgentStatus::Offline, false),
-            ("agent 2 h ahead", Some(seen("03-01 11:59", -7200)), AgentStatus::Online, true),
-            ("agent 61 s behind", Some(seen("03-01 11:59", 61)), AgentStatus::Online, true),
-            ("offline and skewed", Some(seen("03-01 10:00", 300)), AgentStatus::Offline, true),
+            (
+                "fresh, clock fine",
+                Some(seen("03-01 11:59", 1)),
+                AgentStatus::Online,
+                false,
+            ),
+            (
+                "silent exactly 5 min",
+                Some(seen("03-01 11:55", 0)),
+                AgentStatus::Online,
+                false,
+            ),
+            (
+                "silent 6 min",
+                Some(seen("03-01 11:54", 0)),
+                AgentStatus::Offline,
+                false,
+            ),
+            (
+                "agent 2 h ahead",
+                Some(seen("03-01 11:59", -7200)),
+                AgentStatus::Online,
+                true,
+            ),
+            (
+                "agent 61 s behind",
+                Some(seen("03-01 11:59", 61)),
+                AgentStatus::Online,
+                true,
+            ),
+            (
+                "offline and skewed",
+                Some(seen("03-01 10:00", 300)),
+                AgentStatus::Offline,
+                true,
+            ),
             ("never seen", None, AgentStatus::NeverSeen, false),
         ];
         for (what, last, status, skewed) in cases {

@@ -32,7 +32,10 @@ pub enum IntegrityIssue {
     /// No check of this repository ever passed.
     NeverChecked,
     /// The last passing check is older than `check-every`.
-    StructureOverdue { last: Timestamp, every: SignedDuration },
+    StructureOverdue {
+        last: Timestamp,
+        every: SignedDuration,
+    },
     /// Not every pack was read within the window.
     DataNotFullyRead {
         window: SignedDuration,
@@ -40,16 +43,15 @@ pub enum IntegrityIssue {
         rotation: Option<RotationProgress>,
     },
     /// A failed check stands: the repository's copies do not count.
-    Failing {
-        since: Timestamp,
-        message: String,
-    },
+    Failing { since: Timestamp, message: String },
 }
 
 impl fmt::Display for IntegrityIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IntegrityIssue::NeverChecked => f.write_str("no check of this repository has ever passed"),
+            IntegrityIssue::NeverChecked => {
+                f.write_str("no check of this repository has ever passed")
+            }
             IntegrityIssue::StructureOverdue { last, every } => write!(
                 f,
                 "the last passing check was at {last}; one is due every {}",
@@ -60,9 +62,17 @@ impl fmt::Display for IntegrityIssue {
                 fully_read_at,
                 rotation,
             } => {
-                write!(f, "not all pack data was read in the last {}", Human(*window))?;
+                write!(
+                    f,
+                    "not all pack data was read in the last {}",
+                    Human(*window)
+                )?;
                 if let Some(r) = rotation {
-                    write!(f, ": {} of {} read-data subsets passed in the window", r.read, r.m)?;
+                    write!(
+                        f,
+                        ": {} of {} read-data subsets passed in the window",
+                        r.read, r.m
+                    )?;
                 }
                 match fully_read_at {
                     Some(t) => write!(f, "; the last complete read began at {t}"),
@@ -70,7 +80,10 @@ impl fmt::Display for IntegrityIssue {
                 }
             }
             IntegrityIssue::Failing { since, message } => {
-                write!(f, "a check started at {since} failed and none has cleared it since: {message}")
+                write!(
+                    f,
+                    "a check started at {since} failed and none has cleared it since: {message}"
+                )
             }
         }
     }
@@ -186,45 +199,84 @@ mod tests {
         }
     }
 
+    /// (what, checks, structure checked in time, all data read in the window, rotation (m, read))
+    type Case = (&'static str, Vec<CheckRun>, bool, bool, Option<(u32, u32)>);
+
     /// T1: structure check every day, all data read within 7 days. `now` is 03-10 12:00, so
     /// the window opened on 03-03 12:00.
     #[test]
     fn read_data_coverage_with_rotation() {
         let rotation_days = |from: u32, m: u32| -> Vec<CheckRun> {
-            (1..=m).map(|n| pass(from + n - 1, &format!("{n}/{m}"))).collect()
+            (1..=m)
+                .map(|n| pass(from + n - 1, &format!("{n}/{m}")))
+                .collect()
         };
-        let cases: Vec<(&str, Vec<CheckRun>, bool, bool, Option<(u32, u32)>)> = vec![
-            ("a 7-day rotation completed inside the window", rotation_days(4, 7), true, true, Some((7, 7))),
+        let cases: Vec<Case> = vec![
+            (
+                "a 7-day rotation completed inside the window",
+                rotation_days(4, 7),
+                true,
+                true,
+                Some((7, 7)),
+            ),
             (
                 "the rotation's first subset was read before the window",
-                rotation_days(3, 7),
+                [rotation_days(3, 7), vec![pass(10, "s")]].concat(),
                 true,
                 false,
                 Some((7, 6)),
             ),
-            ("one subset of seven missing", rotation_days(4, 6), true, false, Some((7, 6))),
             (
-                "a change of m: the old rotation's reads count for nothing",
-                [rotation_days(4, 3), rotation_days(7, 4)[..3].to_vec()].concat(),
+                "one subset of seven missing",
+                rotation_days(5, 7)[..6].to_vec(),
+                true,
+                false,
+                Some((7, 6)),
+            ),
+            (
+                "after a change of m, the complete older rotation still counts",
+                [rotation_days(4, 3), rotation_days(8, 4)[..3].to_vec()].concat(),
                 true,
                 true,
                 Some((4, 3)),
             ),
             (
-                "a change of m with neither rotation complete",
-                [rotation_days(4, 3)[..2].to_vec(), rotation_days(7, 4)[..3].to_vec()].concat(),
+                "subsets of different m do not add up",
+                [
+                    rotation_days(4, 3)[..2].to_vec(),
+                    rotation_days(8, 4)[..3].to_vec(),
+                ]
+                .concat(),
                 true,
                 false,
                 Some((4, 3)),
             ),
-            ("one full read inside the window", vec![pass(5, "1/1"), pass(10, "s")], true, true, None),
-            ("a full read a day too old", vec![pass(3, "1/1"), pass(10, "s")], true, false, None),
-            ("structure checks only", (1..=10).map(|d| pass(d, "s")).collect(), true, false, None),
+            (
+                "one full read inside the window",
+                vec![pass(5, "1/1"), pass(10, "s")],
+                true,
+                true,
+                None,
+            ),
+            (
+                "a full read a day too old",
+                vec![pass(3, "1/1"), pass(10, "s")],
+                true,
+                false,
+                None,
+            ),
+            (
+                "structure checks only",
+                (1..=10).map(|d| pass(d, "s")).collect(),
+                true,
+                false,
+                None,
+            ),
             ("structure overdue", vec![pass(5, "1/1")], false, true, None),
             ("never checked", vec![], false, false, None),
             (
                 "a failing subset counts as not read",
-                [rotation_days(4, 7)[..6].to_vec(), vec![fail(10, "7/7")]].concat(),
+                [rotation_days(5, 7)[..6].to_vec(), vec![fail(10, "7/7")]].concat(),
                 true,
                 false,
                 Some((7, 6)),
@@ -236,9 +288,18 @@ mod tests {
             let mut inv = Inventory::new();
             runs.into_iter().for_each(|r| inv.record_check(r));
             let c = coverage(&repo_id("offsite"), inv.checks("offsite"), tier, now);
-            assert_eq!((c.structure_ok, c.read_ok), (structure_ok, read_ok), "{what}: {:?}", c.issues);
+            assert_eq!(
+                (c.structure_ok, c.read_ok),
+                (structure_ok, read_ok),
+                "{what}: {:?}",
+                c.issues
+            );
             assert_eq!(c.rotation.map(|r| (r.m, r.read)), rotation, "{what}");
-            assert_eq!(c.ok(), structure_ok && read_ok && !what.contains("failing"), "{what}");
+            assert_eq!(
+                c.ok(),
+                structure_ok && read_ok && !what.contains("failing"),
+                "{what}"
+            );
         }
     }
 
@@ -247,14 +308,21 @@ mod tests {
         let tier = &policy().tiers["T1"];
         let mut inv = Inventory::new();
         for n in 1..=5 {
-            inv.record_check(pass(n + 4, &format!("{n}/7")));
+            inv.record_check(pass(n + 5, &format!("{n}/7")));
         }
-        let c = coverage(&repo_id("offsite"), inv.checks("offsite"), tier, t("03-10 12:00"));
+        let c = coverage(
+            &repo_id("offsite"),
+            inv.checks("offsite"),
+            tier,
+            t("03-10 12:00"),
+        );
         let text: Vec<String> = c.issues.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
-            ["not all pack data was read in the last 7d: 5 of 7 read-data subsets passed in the \
-              window; the data has never been read completely"]
+            [
+                "not all pack data was read in the last 7d: 5 of 7 read-data subsets passed in the \
+              window; the data has never been read completely"
+            ]
         );
     }
 }

@@ -38,11 +38,14 @@
 //!   copy's time.
 //! - A snapshot is *complete* only if the backup run that made it ended `success`: `partial` and
 //!   `failed` snapshots never count (pitfall 3), whatever the cause.
+//! - A capture time later than the copy's availability (impossible on one clock) is taken as the
+//!   availability time. Retention (`forget`) is not modelled: it never removes a system's newest
+//!   snapshot, which is all the live exposure reads.
 //! - A failed check of a repository distrusts the *whole* repository from the check's start
 //!   until a later passing check (one that started after the failure was found) of at least the
 //!   same depth finishes: dedup means new snapshots may share the damaged packs. Checks that
 //!   could not run (`unreachable`, `storage`, `aborted`, `window-closed`, `interrupted`) prove
-//!   nothing either way. See [`checks`](CheckRun).
+//!   nothing either way. See [`RepositoryChecks`].
 //!
 //! **Scenarios** ([`Scenario`]): `component-loss` counts every copy; `site-loss` counts copies at
 //! repositories the tier's `offsite-class` admits (never `local` or `same-site`; only `remote`
@@ -63,6 +66,11 @@
 //! later — the offset is measured now and may not have held when the snapshot was taken, so a
 //! skewed clock can make the evidence look worse, never better. Every affected assessment says
 //! so in its reasons.
+//!
+//! **Not covered yet**: whether a repository's key is escrowed at the recovery site (pitfall 11;
+//! the policy does not say), the regional scenario (only `remote` copies; a tier with
+//! `offsite-class = "remote"` gets it as its site-loss figure), the ransomware compromise time
+//! (a drill input, not a live one) and replication lag as a second RPO source.
 //!
 //! # Scale
 //!
@@ -91,8 +99,8 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{Duration, Policy, Repository, SiteId, System, SystemId, Tier, TierId};
 
 pub use checks::{
-    CheckDepth, CheckResult, CheckRun, FailureSpan, INCONCLUSIVE_KINDS, Interval,
-    RepositoryChecks, Subset, SubsetError,
+    CheckDepth, CheckResult, CheckRun, FailureSpan, INCONCLUSIVE_KINDS, Interval, RepositoryChecks,
+    Subset, SubsetError,
 };
 pub use evidence::{
     Capture, CopyView, IngestError, Inventory, RepoColumn, SnapshotEntry, SnapshotId,
@@ -103,7 +111,9 @@ pub use health::{AgentHealth, AgentStatus, ClockCorrection, HealthIssue, Heartbe
 pub use integrity::{IntegrityCoverage, IntegrityIssue, RotationProgress};
 pub use period::{BreachSpan, PeriodReport};
 pub use reason::{Exposure, Human};
-pub use rpo::{CountedCopy, NotCountedWhy, RpoAssessment, RpoReason, Status};
+pub use rpo::{
+    CountedCopy, Excluded, FailedWrite, NotCountedWhy, RpoAssessment, RpoReason, Status,
+};
 pub use rule::{Digit, DigitKind, RepoGap, RuleConformance, RuleNote};
 pub use scenario::{Exclusion, Scenario};
 
@@ -234,6 +244,9 @@ pub struct SystemAssessment {
     pub rule: RuleConformance,
     /// One per repository of the system's chain, in chain order.
     pub integrity: Vec<IntegrityCoverage>,
+    /// The correction applied to the agent's times (its offset when its clock is skewed): the
+    /// flag that the figures above rest on a corrected clock.
+    pub clock: ClockCorrection,
 }
 
 impl SystemAssessment {
@@ -310,13 +323,15 @@ impl<'a> Assessor<'a> {
         self
     }
 
-    fn view(&self, id: &str, now: Timestamp) -> Result<SystemView<'a>, AssessError> {
-        let system = self
-            .policy
+    fn find(&self, id: &str) -> Result<&'a System, AssessError> {
+        self.policy
             .systems
             .get(id)
-            .ok_or_else(|| AssessError::UnknownSystem(id.to_string()))?;
-        self.view_of(system, now)
+            .ok_or_else(|| AssessError::UnknownSystem(id.to_string()))
+    }
+
+    fn view(&self, id: &str, now: Timestamp) -> Result<SystemView<'a>, AssessError> {
+        self.view_of(self.find(id)?, now)
     }
 
     fn view_of(&self, system: &'a System, now: Timestamp) -> Result<SystemView<'a>, AssessError> {
@@ -361,12 +376,7 @@ impl<'a> Assessor<'a> {
 
     /// Everything about one system at `now`.
     pub fn system(&self, id: &str, now: Timestamp) -> Result<SystemAssessment, AssessError> {
-        let system = self
-            .policy
-            .systems
-            .get(id)
-            .ok_or_else(|| AssessError::UnknownSystem(id.to_string()))?;
-        self.assess(system, now)
+        self.assess(self.find(id)?, now)
     }
 
     fn assess(&self, system: &'a System, now: Timestamp) -> Result<SystemAssessment, AssessError> {
@@ -374,14 +384,7 @@ impl<'a> Assessor<'a> {
         let integrity = system
             .repositories
             .iter()
-            .map(|id| {
-                integrity::coverage(
-                    id,
-                    self.inventory.checks(id.as_str()),
-                    view.tier,
-                    now,
-                )
-            })
+            .map(|id| integrity::coverage(id, self.inventory.checks(id.as_str()), view.tier, now))
             .collect();
         Ok(SystemAssessment {
             system: system.id.clone(),
@@ -390,18 +393,20 @@ impl<'a> Assessor<'a> {
             host: system.host.clone(),
             assessed_at: now,
             rpo: rpo::assess(&view, self.settings),
-            rule: rule::conformance(&view, self.policy),
+            rule: rule::conformance(&view),
             integrity,
+            clock: view.correction,
         })
     }
 
     /// Every system of the policy at `now`, in id order. Systems whose tier is missing (not
     /// possible in a loaded policy) are skipped.
-    pub fn all(&self, now: Timestamp) -> impl Iterator<Item = SystemAssessment> + '_ {
+    pub fn all(&self, now: Timestamp) -> impl Iterator<Item = SystemAssessment> + 'a {
+        let this = *self;
         self.policy
             .systems
             .values()
-            .filter_map(move |s| self.assess(s, now).ok())
+            .filter_map(move |s| this.assess(s, now).ok())
     }
 
     /// One scenario of one system at `now`.
@@ -412,6 +417,7 @@ impl<'a> Assessor<'a> {
         now: Timestamp,
     ) -> Result<RpoAssessment, AssessError> {
         let view = self.view(id, now)?;
+        // One pass serves all three scenarios; the other two are dropped.
         let [a, b, c] = rpo::assess(&view, self.settings);
         Ok(match scenario {
             Scenario::ComponentLoss => a,
@@ -441,7 +447,7 @@ impl<'a> Assessor<'a> {
     /// The 3-2-1-1-0 conformance of one system at `now`.
     pub fn rule(&self, id: &str, now: Timestamp) -> Result<RuleConformance, AssessError> {
         let view = self.view(id, now)?;
-        Ok(rule::conformance(&view, self.policy))
+        Ok(rule::conformance(&view))
     }
 
     /// The integrity-check coverage of each repository of one system's chain, against its tier.
@@ -471,14 +477,23 @@ mod tests {
         let s: Settings = toml::from_str("").unwrap();
         assert_eq!(s, Settings::default());
         assert_eq!(s.at_risk_percent.get(), 80);
-        let s: Settings =
-            toml::from_str("at-risk-percent = 90\noffline-after = \"10m\"\nmax-clock-skew = \"5m\"")
-                .unwrap();
+        let s: Settings = toml::from_str(
+            "at-risk-percent = 90\noffline-after = \"10m\"\nmax-clock-skew = \"5m\"",
+        )
+        .unwrap();
         assert_eq!(
-            (s.at_risk_percent.get(), s.offline_after.to_string(), s.max_clock_skew.to_string()),
+            (
+                s.at_risk_percent.get(),
+                s.offline_after.to_string(),
+                s.max_clock_skew.to_string()
+            ),
             (90, "10m".to_string(), "5m".to_string())
         );
-        for bad in ["at-risk-percent = 0", "at-risk-percent = 101", "at-risk = 80"] {
+        for bad in [
+            "at-risk-percent = 0",
+            "at-risk-percent = 101",
+            "at-risk = 80",
+        ] {
             assert!(toml::from_str::<Settings>(bad).is_err(), "{bad}");
         }
     }
@@ -494,7 +509,12 @@ mod tests {
             AssessError::UnknownSystem("nope".into())
         );
         assert!(matches!(
-            a.period("fin", Scenario::SiteLoss, t("03-02 00:00"), t("03-01 00:00")),
+            a.period(
+                "fin",
+                Scenario::SiteLoss,
+                t("03-02 00:00"),
+                t("03-01 00:00")
+            ),
             Err(AssessError::EmptyPeriod { .. })
         ));
     }
@@ -521,8 +541,18 @@ mod tests {
             for night in 0..NIGHTS {
                 let cap = plus(t("03-01 02:00"), SignedDuration::from_hours(24 * night));
                 let id = format!("{i:05}-{night:02}");
-                ev.record_capture(&id, Capture { captured: cap, outcome: Outcome::Success });
-                ev.record_available(&id, &repo_id("local"), plus(cap, SignedDuration::from_mins(20)));
+                ev.record_capture(
+                    &id,
+                    Capture {
+                        captured: cap,
+                        outcome: Outcome::Success,
+                    },
+                );
+                ev.record_available(
+                    &id,
+                    &repo_id("local"),
+                    plus(cap, SignedDuration::from_mins(20)),
+                );
                 // Every 7th system lost its last two off-site copies.
                 if i % 7 != 0 || night < NIGHTS - 2 {
                     let off = plus(cap, SignedDuration::from_hours(2));
@@ -534,6 +564,9 @@ mod tests {
         }
         let settings = Settings::default();
         let assessor = Assessor::new(&policy, &inventory, &settings);
+        // The coordinator may share one assessor between threads.
+        fn is_sync<T: Sync>(_: &T) {}
+        is_sync(&assessor);
         let started = std::time::Instant::now();
         let mut summary = FleetSummary::new(&policy, Scenario::SiteLoss);
         let mut assessed = 0;

@@ -53,9 +53,9 @@ pub struct PeriodReport {
 impl PeriodReport {
     /// Total time above the target.
     pub fn breached_for(&self) -> SignedDuration {
-        self.breaches
-            .iter()
-            .fold(SignedDuration::ZERO, |acc, b| acc.saturating_add(b.duration()))
+        self.breaches.iter().fold(SignedDuration::ZERO, |acc, b| {
+            acc.saturating_add(b.duration())
+        })
     }
 }
 
@@ -140,7 +140,8 @@ fn lanes<'a>(view: &SystemView<'a>, scenario: Scenario) -> Vec<Lane<'a>> {
                 .copies()
                 .filter_map(|(i, available)| {
                     let capture = snapshots[i].capture.filter(|c| c.is_complete())?;
-                    Some((corr.available(available), corr.capture(capture.captured)))
+                    let available = corr.available(available);
+                    Some((available, corr.capture(capture.captured).min(available)))
                 })
                 .collect();
             copies.sort_unstable();
@@ -219,7 +220,13 @@ mod tests {
         let mut runs = Vec::new();
         for (i, hour) in ["00", "06", "12", "18"].into_iter().enumerate() {
             let id = format!("{i}{i}{i}{i}aaaa");
-            runs.push(backup("fin", &id, &format!("03-01 {hour}:00"), &format!("03-01 {hour}:20"), Outcome::Success));
+            runs.push(backup(
+                "fin",
+                &id,
+                &format!("03-01 {hour}:00"),
+                &format!("03-01 {hour}:20"),
+                Outcome::Success,
+            ));
             runs.push(copy_all(
                 "fin",
                 &format!("03-01 {hour}:30"),
@@ -232,7 +239,10 @@ mod tests {
 
     fn spans(list: &[(&str, &str)]) -> Vec<BreachSpan> {
         list.iter()
-            .map(|(a, b)| BreachSpan { start: t(a), end: t(b) })
+            .map(|(a, b)| BreachSpan {
+                start: t(a),
+                end: t(b),
+            })
             .collect()
     }
 
@@ -245,20 +255,34 @@ mod tests {
         let fx = Fixture::new(four_a_day());
         let site = fx
             .assessor()
-            .period("fin", Scenario::SiteLoss, t("03-01 02:00"), t("03-01 20:00"))
+            .period(
+                "fin",
+                Scenario::SiteLoss,
+                t("03-01 02:00"),
+                t("03-01 20:00"),
+            )
             .unwrap();
         assert_eq!(site.worst, Exposure::Finite(hours_mins(6, 59)));
         assert_eq!(site.worst_at, t("03-01 06:59"));
         assert_eq!(site.within_target, hours(9) + SignedDuration::from_mins(3));
         assert_eq!(
             site.breaches,
-            spans(&[("03-01 04:00", "03-01 06:59"), ("03-01 10:00", "03-01 12:59"), ("03-01 16:00", "03-01 18:59")])
+            spans(&[
+                ("03-01 04:00", "03-01 06:59"),
+                ("03-01 10:00", "03-01 12:59"),
+                ("03-01 16:00", "03-01 18:59")
+            ])
         );
         assert_eq!(site.breached_for(), SignedDuration::from_mins(3 * 179));
 
         let component = fx
             .assessor()
-            .period("fin", Scenario::ComponentLoss, t("03-01 02:00"), t("03-01 20:00"))
+            .period(
+                "fin",
+                Scenario::ComponentLoss,
+                t("03-01 02:00"),
+                t("03-01 20:00"),
+            )
             .unwrap();
         assert_eq!(component.worst, Exposure::Finite(hours_mins(6, 20)));
         assert_eq!(component.within_target, hours(11));
@@ -273,13 +297,29 @@ mod tests {
         for (i, hour) in ["00", "06", "12", "18"].into_iter().enumerate() {
             let id = format!("{i}{i}{i}{i}bbbb");
             let next = format!("03-01 {:02}:00", hour.parse::<u32>().unwrap() + 1);
-            runs.push(backup("fin", &id, &format!("03-01 {hour}:00"), &format!("03-01 {hour}:20"), Outcome::Success));
-            runs.push(copy_all("fin", &format!("03-01 {hour}:30"), &next, &[("offsite", Outcome::Success)]));
+            runs.push(backup(
+                "fin",
+                &id,
+                &format!("03-01 {hour}:00"),
+                &format!("03-01 {hour}:20"),
+                Outcome::Success,
+            ));
+            runs.push(copy_all(
+                "fin",
+                &format!("03-01 {hour}:30"),
+                &next,
+                &[("offsite", Outcome::Success)],
+            ));
         }
         let fx = Fixture::new(runs);
         let site = fx
             .assessor()
-            .period("fin", Scenario::SiteLoss, t("03-01 02:00"), t("03-01 20:00"))
+            .period(
+                "fin",
+                Scenario::SiteLoss,
+                t("03-01 02:00"),
+                t("03-01 20:00"),
+            )
             .unwrap();
         assert_eq!(site.worst, Exposure::Finite(hours(7)));
         assert_eq!(site.worst_at, t("03-01 07:00"));
@@ -294,14 +334,34 @@ mod tests {
     #[test]
     fn a_distrusted_repository_leaves_a_gap() {
         let mut runs = four_a_day();
-        runs.push(check_run("offsite", "03-01 13:30", "03-01 13:40", Outcome::Failed, "integrity"));
-        runs.push(check_run("offsite", "03-01 14:00", "03-01 14:10", Outcome::Success, ""));
+        runs.push(check_run(
+            "offsite",
+            "03-01 13:30",
+            "03-01 13:40",
+            Outcome::Failed,
+            "integrity",
+        ));
+        runs.push(check_run(
+            "offsite",
+            "03-01 14:00",
+            "03-01 14:10",
+            Outcome::Success,
+            "",
+        ));
         let fx = Fixture::new(runs);
         let site = fx
             .assessor()
-            .period("fin", Scenario::SiteLoss, t("03-01 02:00"), t("03-01 20:00"))
+            .period(
+                "fin",
+                Scenario::SiteLoss,
+                t("03-01 02:00"),
+                t("03-01 20:00"),
+            )
             .unwrap();
-        assert_eq!((site.worst, site.worst_at), (Exposure::Unbounded, t("03-01 13:30")));
+        assert_eq!(
+            (site.worst, site.worst_at),
+            (Exposure::Unbounded, t("03-01 13:30"))
+        );
         assert_eq!(
             site.breaches,
             spans(&[
@@ -312,7 +372,10 @@ mod tests {
             ])
         );
         // 18 h minus the breaches (2h 59m × 3 + 40m).
-        assert_eq!(site.within_target, hours(18) - SignedDuration::from_mins(3 * 179 + 40));
+        assert_eq!(
+            site.within_target,
+            hours(18) - SignedDuration::from_mins(3 * 179 + 40)
+        );
     }
 
     /// No copy ever reached the vault: for ransomware the whole period is one breach.
@@ -321,10 +384,18 @@ mod tests {
         let fx = Fixture::new(four_a_day());
         let ransomware = fx
             .assessor()
-            .period("fin", Scenario::Ransomware, t("03-01 02:00"), t("03-01 03:00"))
+            .period(
+                "fin",
+                Scenario::Ransomware,
+                t("03-01 02:00"),
+                t("03-01 03:00"),
+            )
             .unwrap();
         assert_eq!(ransomware.worst, Exposure::Unbounded);
         assert_eq!(ransomware.within_percent, 0.0);
-        assert_eq!(ransomware.breaches, spans(&[("03-01 02:00", "03-01 03:00")]));
+        assert_eq!(
+            ransomware.breaches,
+            spans(&[("03-01 02:00", "03-01 03:00")])
+        );
     }
 }

@@ -110,7 +110,11 @@ mod tests {
             (-7_200, "-2h"),
         ];
         for (secs, want) in cases {
-            assert_eq!(Human(SignedDuration::from_secs(secs)).to_string(), want, "{secs}");
+            assert_eq!(
+                Human(SignedDuration::from_secs(secs)).to_string(),
+                want,
+                "{secs}"
+            );
         }
     }
 
@@ -119,7 +123,10 @@ mod tests {
         let day = SignedDuration::from_hours(24);
         assert!(Exposure::Unbounded.exceeds(day));
         assert!(Exposure::Unbounded > Exposure::Finite(SignedDuration::MAX));
-        assert!(!Exposure::Finite(day).exceeds(day), "at the target is within it");
+        assert!(
+            !Exposure::Finite(day).exceeds(day),
+            "at the target is within it"
+        );
         assert!(Exposure::Finite(day + SignedDuration::from_secs(1)).exceeds(day));
     }
 }

@@ -65,9 +65,17 @@ pub struct FailedWrite {
 
 impl fmt::Display for FailedWrite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the last write to {} failed at {}", self.repository, self.at)?;
+        write!(
+            f,
+            "the last write to {} failed at {}",
+            self.repository, self.at
+        )?;
         if self.failures_since_success > 1 {
-            write!(f, " ({} failures since the last success)", self.failures_since_success)?;
+            write!(
+                f,
+                " ({} failures since the last success)",
+                self.failures_since_success
+            )?;
         }
         write!(f, ": {}", self.message)
     }
@@ -159,7 +167,10 @@ pub enum RpoReason {
         newer: u32,
     },
     /// The agent's clock is skewed and its times were corrected.
-    ClockCorrected { host: String, offset: SignedDuration },
+    ClockCorrected {
+        host: String,
+        offset: SignedDuration,
+    },
     /// The agent is not heard from: newer results may not have arrived.
     AgentSilent {
         host: String,
@@ -217,7 +228,11 @@ impl fmt::Display for RpoReason {
                 "the clock of {host} is {} {} the coordinator's; its times were corrected so \
                  that they can only look worse",
                 Human(offset.abs()),
-                if offset.is_negative() { "ahead of" } else { "behind" }
+                if offset.is_negative() {
+                    "ahead of"
+                } else {
+                    "behind"
+                }
             ),
             RpoReason::AgentSilent { host, last_seen } => match last_seen {
                 Some(t) => write!(
@@ -313,7 +328,8 @@ pub(crate) fn assess(view: &SystemView<'_>, settings: &Settings) -> [RpoAssessme
             if !capture.is_complete() || available > view.now {
                 continue;
             }
-            let captured = corr.capture(capture.captured);
+            // A capture after the copy's availability is impossible on one clock.
+            let captured = corr.capture(capture.captured).min(available);
             for (b, counts) in best.iter_mut().zip(counts) {
                 if counts && b.is_none_or(|b| captured > b.captured) {
                     *b = Some(Best {
@@ -326,17 +342,19 @@ pub(crate) fn assess(view: &SystemView<'_>, settings: &Settings) -> [RpoAssessme
             }
         }
     }
-    Scenario::ALL.map(|s| finish(view, s, best[s.index()], settings))
+    // Without a single backup record there is nothing to measure: `no-evidence`.
+    let any_capture = snapshots.iter().any(|s| s.capture.is_some());
+    Scenario::ALL.map(|s| finish(view, s, best[s.index()], any_capture, settings))
 }
 
 fn finish(
     view: &SystemView<'_>,
     scenario: Scenario,
     best: Option<Best>,
+    any_capture: bool,
     settings: &Settings,
 ) -> RpoAssessment {
     let target = signed(view.tier.rpo);
-    let any_capture = view.evidence.snapshots().iter().any(|s| s.capture.is_some());
     let newest = best.and_then(|b| {
         let col = &view.cols[b.col];
         Some(CountedCopy {
@@ -378,10 +396,7 @@ fn finish(
             .filter_map(|id| {
                 let why = match view.policy.repositories.get(id) {
                     Some(repo) => scenario.excludes(repo, view.tier)?,
-                    // Not in the policy: cannot count (its location is unknown).
-                    None => Exclusion::LostWithSite {
-                        location: Location::Local,
-                    },
+                    None => Exclusion::NotInPolicy,
                 };
                 Some(Excluded {
                     repository: id.clone(),
@@ -396,7 +411,7 @@ fn finish(
     }
     if any_capture
         && !nothing_counts
-        && let Some(r) = newest_not_counted(view, scenario, best.map(|b| b.captured))
+        && let Some(r) = newest_not_counted(view, scenario, best)
     {
         reasons.push(r);
     }
@@ -439,19 +454,20 @@ fn failed_write(repository: &RepoId, writes: &super::WriteHistory) -> Option<Fai
     })
 }
 
-/// The newest snapshot captured after `floor` (the counted one), and why it does not count.
+/// The newest snapshot captured after the counted one, and why it does not count.
 fn newest_not_counted(
     view: &SystemView<'_>,
     scenario: Scenario,
-    floor: Option<Timestamp>,
+    best: Option<Best>,
 ) -> Option<RpoReason> {
     let corr = view.correction;
+    let floor = best.map(|b| b.captured);
     let mut newer = 0u32;
     let mut newest: Option<(usize, Timestamp)> = None;
     for (i, s) in view.evidence.snapshots().iter().enumerate() {
         let Some(capture) = s.capture else { continue };
         let captured = corr.capture(capture.captured);
-        if floor.is_some_and(|f| captured <= f) {
+        if best.is_some_and(|b| b.snapshot == i) || floor.is_some_and(|f| captured <= f) {
             continue;
         }
         newer = newer.saturating_add(1);
@@ -539,14 +555,21 @@ mod tests {
             .collect()
     }
 
-    const ALL_COPIES: &[(&str, Outcome)] = &[("offsite", Outcome::Success), ("vault", Outcome::Success)];
+    const ALL_COPIES: &[(&str, Outcome)] =
+        &[("offsite", Outcome::Success), ("vault", Outcome::Success)];
 
     /// Pitfall 1: the backup ran from 00:00 to 03:00. Measured from its end the exposure at
     /// 04:30 would be 1h 30m (compliant); from its capture time it is 4h 30m (breached).
     #[test]
     fn pitfall_end_time_used_instead_of_capture_time() {
         let fx = Fixture::new(vec![
-            backup("fin", "aaaa1111", "03-01 00:00", "03-01 03:00", Outcome::Success),
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-01 00:00",
+                "03-01 03:00",
+                Outcome::Success,
+            ),
             copy_all("fin", "03-01 03:00", "03-01 03:30", ALL_COPIES),
         ]);
         for a in fin(&fx, "03-01 04:30") {
@@ -563,33 +586,61 @@ mod tests {
     #[test]
     fn pitfall_local_copy_counted_for_site_loss() {
         let fx = Fixture::new(vec![
-            backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:20", Outcome::Success),
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-01 02:00",
+                "03-01 02:20",
+                Outcome::Success,
+            ),
             copy_all(
                 "fin",
                 "03-01 02:30",
                 "03-01 02:40",
-                &[
-                    ("offsite", Outcome::Failed),
-                    ("vault", Outcome::Failed),
-                ],
+                &[("offsite", Outcome::Failed), ("vault", Outcome::Failed)],
             ),
-            backup("ops", "bbbb2222", "03-01 02:00", "03-01 02:20", Outcome::Success),
+            backup(
+                "ops",
+                "bbbb2222",
+                "03-01 02:00",
+                "03-01 02:20",
+                Outcome::Success,
+            ),
         ]);
         let [component, site, ransomware] = fin(&fx, "03-01 03:00");
-        assert_eq!((component.status, exposure(&component)), (Status::Compliant, Some(hours(1))));
+        assert_eq!(
+            (component.status, exposure(&component)),
+            (Status::Compliant, Some(hours(1)))
+        );
         for a in [&site, &ransomware] {
-            assert_eq!((a.status, a.exposure), (Status::Breached, Exposure::Unbounded), "{a}");
+            assert_eq!(
+                (a.status, a.exposure),
+                (Status::Breached, Exposure::Unbounded),
+                "{a}"
+            );
             assert!(
-                matches!(whys(a)[..], [NotCountedWhy::NotCopied { last_failure: Some(_), .. }]),
+                matches!(
+                    whys(a)[..],
+                    [NotCountedWhy::NotCopied {
+                        last_failure: Some(_),
+                        ..
+                    }]
+                ),
                 "{a}"
             );
         }
-        assert!(site.to_string().contains(
-            "aaaa1111 captured 2026-03-01T02:00:00Z, is at no repository that counts for \
+        assert!(
+            site.to_string().contains(
+                "aaaa1111 captured 2026-03-01T02:00:00Z, is at no repository that counts for \
              site-loss; the last write to"
-        ), "{site}");
+            ),
+            "{site}"
+        );
 
-        let ops = fx.assessor().rpo("ops", Scenario::SiteLoss, t("03-01 03:00")).unwrap();
+        let ops = fx
+            .assessor()
+            .rpo("ops", Scenario::SiteLoss, t("03-01 03:00"))
+            .unwrap();
         assert_eq!(ops.status, Status::Breached);
         assert_eq!(
             ops.reasons,
@@ -597,7 +648,9 @@ mod tests {
                 scenario: Scenario::SiteLoss,
                 excluded: vec![Excluded {
                     repository: repo_id("local"),
-                    why: Exclusion::LostWithSite { location: Location::Local },
+                    why: Exclusion::LostWithSite {
+                        location: Location::Local
+                    },
                 }],
             }]
         );
@@ -609,14 +662,24 @@ mod tests {
     fn pitfall_incomplete_snapshot_counted() {
         for outcome in [Outcome::Partial, Outcome::Failed] {
             let fx = Fixture::new(vec![
-                backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:20", Outcome::Success),
+                backup(
+                    "fin",
+                    "aaaa1111",
+                    "03-01 02:00",
+                    "03-01 02:20",
+                    Outcome::Success,
+                ),
                 copy_all("fin", "03-01 02:30", "03-01 02:40", ALL_COPIES),
                 backup_with_snapshot("fin", "bbbb2222", "03-02 02:00", "03-02 02:20", outcome),
                 copy_all("fin", "03-02 02:30", "03-02 02:40", ALL_COPIES),
             ]);
             for a in fin(&fx, "03-02 03:00") {
                 assert_eq!(exposure(&a), Some(hours(25)), "{outcome:?} {a}");
-                assert_eq!(whys(&a), [&NotCountedWhy::BackupIncomplete { outcome }], "{a}");
+                assert_eq!(
+                    whys(&a),
+                    [&NotCountedWhy::BackupIncomplete { outcome }],
+                    "{a}"
+                );
             }
         }
     }
@@ -626,9 +689,21 @@ mod tests {
     #[test]
     fn pitfall_unverified_copy_in_a_failed_repository_counted() {
         let fx = Fixture::new(vec![
-            backup("fin", "aaaa1111", "03-02 02:00", "03-02 02:20", Outcome::Success),
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-02 02:00",
+                "03-02 02:20",
+                Outcome::Success,
+            ),
             copy_all("fin", "03-02 02:30", "03-02 02:40", ALL_COPIES),
-            check_run("vault", "03-02 03:00", "03-02 03:10", Outcome::Failed, "integrity"),
+            check_run(
+                "vault",
+                "03-02 03:00",
+                "03-02 03:10",
+                Outcome::Failed,
+                "integrity",
+            ),
             check_run("vault", "03-02 03:30", "03-02 03:40", Outcome::Success, ""),
         ]);
         let [_, site, ransomware] = fin(&fx, "03-02 03:20");
@@ -637,19 +712,38 @@ mod tests {
             matches!(whys(&ransomware)[..], [NotCountedWhy::Distrusted { .. }]),
             "{ransomware}"
         );
-        assert_eq!(exposure(&site), Some(hours_mins(1, 20)), "offsite still counts");
+        assert_eq!(
+            exposure(&site),
+            Some(hours_mins(1, 20)),
+            "offsite still counts"
+        );
 
         let [_, _, ransomware] = fin(&fx, "03-02 04:00");
-        assert_eq!((ransomware.status, exposure(&ransomware)), (Status::Compliant, Some(hours(2))));
+        assert_eq!(
+            (ransomware.status, exposure(&ransomware)),
+            (Status::Compliant, Some(hours(2)))
+        );
     }
 
     /// An inconclusive check (the repository was unreachable) distrusts nothing.
     #[test]
     fn an_unreachable_check_is_not_a_failed_one() {
         let fx = Fixture::new(vec![
-            backup("fin", "aaaa1111", "03-02 02:00", "03-02 02:20", Outcome::Success),
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-02 02:00",
+                "03-02 02:20",
+                Outcome::Success,
+            ),
             copy_all("fin", "03-02 02:30", "03-02 02:40", ALL_COPIES),
-            check_run("vault", "03-02 03:00", "03-02 03:10", Outcome::Failed, "unreachable"),
+            check_run(
+                "vault",
+                "03-02 03:00",
+                "03-02 03:10",
+                Outcome::Failed,
+                "unreachable",
+            ),
         ]);
         let [_, _, ransomware] = fin(&fx, "03-02 03:20");
         assert_eq!(ransomware.status, Status::Compliant, "{ransomware}");
@@ -659,24 +753,36 @@ mod tests {
     #[test]
     fn pitfall_mutable_copy_counted_for_ransomware() {
         let fx = Fixture::new(vec![
-            backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:20", Outcome::Success),
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-01 02:00",
+                "03-01 02:20",
+                Outcome::Success,
+            ),
             copy_all("fin", "03-01 02:30", "03-01 02:40", ALL_COPIES),
-            backup("fin", "bbbb2222", "03-02 02:00", "03-02 02:20", Outcome::Success),
+            backup(
+                "fin",
+                "bbbb2222",
+                "03-02 02:00",
+                "03-02 02:20",
+                Outcome::Success,
+            ),
             copy_all(
                 "fin",
                 "03-02 02:30",
                 "03-02 02:40",
-                &[
-                    ("offsite", Outcome::Success),
-                    ("vault", Outcome::Failed),
-                ],
+                &[("offsite", Outcome::Success), ("vault", Outcome::Failed)],
             ),
         ]);
         let [_, site, ransomware] = fin(&fx, "03-02 03:00");
         assert_eq!(exposure(&site), Some(hours(1)));
         assert_eq!(site.newest.as_ref().unwrap().repository, repo_id("offsite"));
         assert_eq!(exposure(&ransomware), Some(hours(25)));
-        assert_eq!(ransomware.newest.as_ref().unwrap().repository, repo_id("vault"));
+        assert_eq!(
+            ransomware.newest.as_ref().unwrap().repository,
+            repo_id("vault")
+        );
         assert_eq!(ransomware.status, Status::Breached);
     }
 
@@ -685,14 +791,31 @@ mod tests {
     #[test]
     fn pitfall_copy_not_yet_available_counted() {
         let cases = [
-            ("available in an hour", Outcome::Success, "03-02 04:00", "not-yet-available"),
+            (
+                "available in an hour",
+                Outcome::Success,
+                "03-02 04:00",
+                "not-yet-available",
+            ),
             ("copy failed", Outcome::Failed, "03-02 02:40", "not-copied"),
         ];
         for (what, outcome, available, want) in cases {
             let fx = Fixture::new(vec![
-                backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:20", Outcome::Success),
+                backup(
+                    "fin",
+                    "aaaa1111",
+                    "03-01 02:00",
+                    "03-01 02:20",
+                    Outcome::Success,
+                ),
                 copy_all("fin", "03-01 02:30", "03-01 02:40", ALL_COPIES),
-                backup("fin", "bbbb2222", "03-02 02:00", "03-02 02:20", Outcome::Success),
+                backup(
+                    "fin",
+                    "bbbb2222",
+                    "03-02 02:00",
+                    "03-02 02:20",
+                    Outcome::Success,
+                ),
                 copy_all(
                     "fin",
                     "03-02 02:30",
@@ -727,9 +850,30 @@ mod tests {
         };
         let cases = [
             // (what, records in agent time, offset coordinator − agent, now, exposure, corrected)
-            ("2 h ahead", runs("03-01 04:00", "03-01 04:20", "03-01 05:00"), -7200, "03-01 06:30", hours_mins(4, 30), true),
-            ("2 h behind", runs("03-01 00:00", "03-01 00:20", "03-01 01:00"), 7200, "03-01 05:00", hours(5), true),
-            ("30 s off", runs("03-01 04:00", "03-01 04:20", "03-01 05:00"), -30, "03-01 06:30", hours_mins(2, 30), false),
+            (
+                "2 h ahead",
+                runs("03-01 04:00", "03-01 04:20", "03-01 05:00"),
+                -7200,
+                "03-01 06:30",
+                hours_mins(4, 30),
+                true,
+            ),
+            (
+                "2 h behind",
+                runs("03-01 00:00", "03-01 00:20", "03-01 01:00"),
+                7200,
+                "03-01 05:00",
+                hours(5),
+                true,
+            ),
+            (
+                "30 s off",
+                runs("03-01 04:00", "03-01 04:20", "03-01 05:00"),
+                -30,
+                "03-01 06:30",
+                hours_mins(2, 30),
+                false,
+            ),
         ];
         for (what, records, offset, now, want, corrected) in cases {
             let mut fx = Fixture::new(records);
@@ -756,7 +900,13 @@ mod tests {
     #[test]
     fn status_table() {
         let fx = Fixture::new(vec![
-            backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:20", Outcome::Success),
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-01 02:00",
+                "03-01 02:20",
+                Outcome::Success,
+            ),
             copy_all("fin", "03-01 02:30", "03-01 02:40", ALL_COPIES),
         ]);
         let cases = [
@@ -770,9 +920,18 @@ mod tests {
             let [_, site, _] = fin(&fx, now);
             assert_eq!(site.status, want, "{now}: {site}");
         }
-        let never = fx.assessor().rpo("hr", Scenario::SiteLoss, t("03-01 03:00")).unwrap();
-        assert_eq!((never.status, never.exposure), (Status::NoEvidence, Exposure::Unbounded));
-        assert_eq!(never.reasons, vec![RpoReason::NoBackup { last_failure: None }]);
+        let never = fx
+            .assessor()
+            .rpo("hr", Scenario::SiteLoss, t("03-01 03:00"))
+            .unwrap();
+        assert_eq!(
+            (never.status, never.exposure),
+            (Status::NoEvidence, Exposure::Unbounded)
+        );
+        assert_eq!(
+            never.reasons,
+            vec![RpoReason::NoBackup { last_failure: None }]
+        );
     }
 
     /// The breach instant is the counted snapshot's capture plus the target, per scenario: the
@@ -781,9 +940,21 @@ mod tests {
     #[test]
     fn predicted_breach_time() {
         let fx = Fixture::new(vec![
-            backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:20", Outcome::Success),
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-01 02:00",
+                "03-01 02:20",
+                Outcome::Success,
+            ),
             copy_all("fin", "03-01 02:30", "03-01 02:40", ALL_COPIES),
-            backup("fin", "bbbb2222", "03-01 14:00", "03-01 14:20", Outcome::Success),
+            backup(
+                "fin",
+                "bbbb2222",
+                "03-01 14:00",
+                "03-01 14:20",
+                Outcome::Success,
+            ),
         ]);
         let [component, site, _] = fin(&fx, "03-01 15:00");
         assert_eq!(component.breach_at, Some(t("03-01 18:00")));
@@ -803,9 +974,13 @@ mod tests {
     /// A silent agent is named: its newer results may be stuck in its spool.
     #[test]
     fn a_silent_agent_is_named_in_the_reasons() {
-        let mut fx = Fixture::new(vec![
-            backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:20", Outcome::Success),
-        ]);
+        let mut fx = Fixture::new(vec![backup(
+            "fin",
+            "aaaa1111",
+            "03-01 02:00",
+            "03-01 02:20",
+            Outcome::Success,
+        )]);
         let seen = HeartbeatSeen {
             host: "h1".into(),
             sent_at: t("03-01 02:30"),

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::scenario::{Exclusion, Scenario};
 use super::{Col, SystemView};
-use crate::policy::{Policy, RepoId, StorageKind};
+use crate::policy::{RepoId, Repository, StorageKind};
 
 /// One digit of 3-2-1-1-0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,19 +68,33 @@ pub enum RepoGap {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "note")]
 pub enum RuleNote {
-    NoValidCopy { repository: RepoId, gap: RepoGap },
-    NotOffsite { repository: RepoId, why: Exclusion },
-    Mutable { repository: RepoId },
+    NoValidCopy {
+        repository: RepoId,
+        gap: RepoGap,
+    },
+    NotOffsite {
+        repository: RepoId,
+        why: Exclusion,
+    },
+    Mutable {
+        repository: RepoId,
+    },
     /// Every copy is on these kinds of storage.
-    OnlyMedia { kinds: Vec<&'static str> },
+    OnlyMedia {
+        kinds: Vec<&'static str>,
+    },
     CheckFailed {
         repository: RepoId,
         since: jiff::Timestamp,
         message: String,
     },
-    NeverVerified { repository: RepoId },
+    NeverVerified {
+        repository: RepoId,
+    },
     /// A repository of the chain missing from the policy.
-    Unknown { repository: RepoId },
+    Unknown {
+        repository: RepoId,
+    },
 }
 
 impl fmt::Display for RuleNote {
@@ -114,7 +128,10 @@ impl fmt::Display for RuleNote {
                 write!(f, "{repository} holds copies that no check has verified")
             }
             RuleNote::Unknown { repository } => {
-                write!(f, "{repository} is not in the policy, so its location is unknown")
+                write!(
+                    f,
+                    "{repository} is not in the policy, so its location is unknown"
+                )
             }
         }
     }
@@ -135,7 +152,11 @@ pub struct Digit {
 impl fmt::Display for Digit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            DigitKind::Errors => write!(f, "{}: {} (must be {})", self.kind, self.actual, self.required)?,
+            DigitKind::Errors => write!(
+                f,
+                "{}: {} (must be {})",
+                self.kind, self.actual, self.required
+            )?,
             _ => write!(f, "{}: {} of {}", self.kind, self.actual, self.required)?,
         }
         for (i, n) in self.notes.iter().enumerate() {
@@ -180,8 +201,16 @@ impl fmt::Display for RuleConformance {
         write!(
             f,
             "{}-{}-{}-{}-{} against {}-{}-{}-{}-{}",
-            c.actual, m.actual, o.actual, i.actual, e.actual, c.required, m.required, o.required,
-            i.required, e.required
+            c.actual,
+            m.actual,
+            o.actual,
+            i.actual,
+            e.actual,
+            c.required,
+            m.required,
+            o.required,
+            i.required,
+            e.required
         )?;
         for d in self.failing() {
             write!(f, "; {d}")?;
@@ -215,7 +244,7 @@ fn holds(view: &SystemView<'_>, col: &Col<'_>) -> bool {
         })
 }
 
-pub(crate) fn conformance(view: &SystemView<'_>, policy: &Policy) -> RuleConformance {
+pub(crate) fn conformance(view: &SystemView<'_>) -> RuleConformance {
     let tier = view.tier;
     let holding: Vec<&Col<'_>> = view
         .cols
@@ -244,7 +273,8 @@ pub(crate) fn conformance(view: &SystemView<'_>, policy: &Policy) -> RuleConform
                 message: f.message.clone(),
             });
         } else if let Some(c) = col.filter(|_| holding.iter().any(|h| h.column.repository() == id))
-            && c.checks.is_none_or(|k| k.as_of(view.now).last_pass.is_none())
+            && c.checks
+                .is_none_or(|k| k.as_of(view.now).last_pass.is_none())
         {
             errors.push(RuleNote::NeverVerified {
                 repository: id.clone(),
@@ -252,10 +282,10 @@ pub(crate) fn conformance(view: &SystemView<'_>, policy: &Policy) -> RuleConform
         }
     }
 
-    let chain_notes = |keep: &dyn Fn(&crate::policy::Repository) -> Option<RuleNote>| {
+    let chain_notes = |keep: &dyn Fn(&Repository) -> Option<RuleNote>| {
         let mut notes = Vec::new();
         for id in &view.system.repositories {
-            let Some(repo) = policy.repositories.get(id) else {
+            let Some(repo) = view.policy.repositories.get(id) else {
                 notes.push(RuleNote::Unknown {
                     repository: id.clone(),
                 });
@@ -287,7 +317,9 @@ pub(crate) fn conformance(view: &SystemView<'_>, policy: &Policy) -> RuleConform
     let error_count = count(errors.iter());
     RuleConformance {
         digits: [
-            digit(DigitKind::Copies, tier.copies, copies, &|| chain_notes(&|_| None)),
+            digit(DigitKind::Copies, tier.copies, copies, &|| {
+                chain_notes(&|_| None)
+            }),
             digit(DigitKind::Media, tier.media, media, &|| {
                 let kinds = [StorageKind::LocalDisk, StorageKind::ObjectStore]
                     .into_iter()
@@ -366,7 +398,13 @@ mod tests {
 
     fn base_runs() -> Vec<RunRecord> {
         vec![
-            backup("fin", "aaaa1111", "03-01 02:00", "03-01 02:20", Outcome::Success),
+            backup(
+                "fin",
+                "aaaa1111",
+                "03-01 02:00",
+                "03-01 02:20",
+                Outcome::Success,
+            ),
             copy_all(
                 "fin",
                 "03-01 02:30",
@@ -374,7 +412,13 @@ mod tests {
                 &[("offsite", Outcome::Success), ("vault", Outcome::Success)],
             ),
             check_run("local", "03-01 03:00", "03-01 03:05", Outcome::Success, ""),
-            check_run("offsite", "03-01 03:00", "03-01 03:05", Outcome::Success, ""),
+            check_run(
+                "offsite",
+                "03-01 03:00",
+                "03-01 03:05",
+                Outcome::Success,
+                "",
+            ),
             check_run("vault", "03-01 03:00", "03-01 03:05", Outcome::Success, ""),
         ]
     }
@@ -392,7 +436,12 @@ mod tests {
                 "the tier wants 4 copies and the off-site copy failed",
                 |p, runs| {
                     p.tiers.get_mut("T1").unwrap().copies = 4;
-                    runs[1] = copy_all("fin", "03-01 02:30", "03-01 02:40", &[("offsite", Outcome::Failed), ("vault", Outcome::Success)]);
+                    runs[1] = copy_all(
+                        "fin",
+                        "03-01 02:30",
+                        "03-01 02:40",
+                        &[("offsite", Outcome::Failed), ("vault", Outcome::Success)],
+                    );
                 },
                 Some(DigitKind::Copies),
                 "copies: 3 of 4 — offsite holds no valid copy: the last write failed at 2026-03-01T02:40:00Z: connection refused",
@@ -401,7 +450,8 @@ mod tests {
                 "both off-site repositories are mounted file systems",
                 |p, _| {
                     for r in ["offsite", "vault"] {
-                        p.repositories.get_mut(r).unwrap().url = format!("/mnt/{r}").parse().unwrap();
+                        p.repositories.get_mut(r).unwrap().url =
+                            format!("/mnt/{r}").parse().unwrap();
                     }
                 },
                 Some(DigitKind::Media),
@@ -428,7 +478,15 @@ mod tests {
             ),
             (
                 "the off-site repository fails a check",
-                |_, runs| runs.push(check_run("offsite", "03-01 04:00", "03-01 04:05", Outcome::Failed, "integrity")),
+                |_, runs| {
+                    runs.push(check_run(
+                        "offsite",
+                        "03-01 04:00",
+                        "03-01 04:05",
+                        Outcome::Failed,
+                        "integrity",
+                    ))
+                },
                 Some(DigitKind::Errors),
                 "verification errors: 1 (must be 0) — offsite failed a check started at \
                  2026-03-01T04:00:00Z and no later check cleared it: 2 errors: pack 1a2b hash mismatch",
@@ -449,7 +507,11 @@ mod tests {
             let fx = Fixture::with_policy(policy, runs);
             let rule = fx.assessor().rule("fin", t("03-01 06:00")).unwrap();
             let failed: Vec<DigitKind> = rule.failing().map(|d| d.kind).collect();
-            assert_eq!(failed, failing.into_iter().collect::<Vec<_>>(), "{what}: {rule}");
+            assert_eq!(
+                failed,
+                failing.into_iter().collect::<Vec<_>>(),
+                "{what}: {rule}"
+            );
             if let Some(kind) = failing {
                 assert_eq!(rule.digit(kind).to_string(), text, "{what}");
             } else {

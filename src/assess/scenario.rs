@@ -34,6 +34,8 @@ pub enum Exclusion {
     },
     /// Anyone holding the agent's credentials can delete or encrypt it.
     Mutable,
+    /// The repository is not in the policy in force: where it is, is unknown.
+    NotInPolicy,
 }
 
 impl fmt::Display for Exclusion {
@@ -46,7 +48,12 @@ impl fmt::Display for Exclusion {
                 f,
                 "is {location}, and this tier counts only {required} copies as off-site"
             ),
-            Exclusion::Mutable => f.write_str("is mutable, so an attacker can delete or encrypt it"),
+            Exclusion::NotInPolicy => {
+                f.write_str("is not in the policy, so where it is is unknown")
+            }
+            Exclusion::Mutable => {
+                f.write_str("is mutable, so an attacker can delete or encrypt it")
+            }
         }
     }
 }
