@@ -70,6 +70,17 @@ pub struct SourceStats {
     pub bytes: u64,
 }
 
+/// How deep a check went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckScope {
+    /// Pack contents were read (all of them, or `subset`).
+    pub read_data: bool,
+    /// The share of packs read, as given to rustic (`n/m`, `daily/week`, `10%` …); none for
+    /// all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+}
+
 /// One execution, as reported to the coordinator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -98,6 +109,9 @@ pub struct RunRecord {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
+    /// For a check: how deep it went (integrity-check coverage is built on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckScope>,
     /// Things that did not fail the run but deserve attention.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -122,6 +136,7 @@ impl RunRecord {
             repositories: Vec::new(),
             outcome: Outcome::Failed,
             error: None,
+            check: None,
             warnings: Vec::new(),
             lifeboat_version: env!("CARGO_PKG_VERSION").to_string(),
         }

@@ -540,14 +540,24 @@ impl Inventory {
     }
 
     fn ingest_check(&mut self, run: &RunRecord) -> Result<(), IngestError> {
+        // The record says how deep the check went; an `n/m` subset or a full read counts toward
+        // read-data coverage, anything else (a random share, or no scope) as structure only.
+        let depth = match &run.check {
+            Some(scope) if scope.read_data => match &scope.subset {
+                None => CheckDepth::ReadData(super::checks::Subset::FULL),
+                Some(s) => s
+                    .parse::<super::checks::Subset>()
+                    .map_or(CheckDepth::Structure, CheckDepth::ReadData),
+            },
+            _ => CheckDepth::Structure,
+        };
         let mut checks = Vec::with_capacity(run.repositories.len());
         for r in &run.repositories {
-            let check = CheckRun::from_result(run, r, CheckDepth::Structure).map_err(|source| {
-                IngestError::BadId {
+            let check =
+                CheckRun::from_result(run, r, depth).map_err(|source| IngestError::BadId {
                     run_id: run.run_id.clone(),
                     source,
-                }
-            })?;
+                })?;
             checks.push(check);
         }
         for check in checks {

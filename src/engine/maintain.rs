@@ -329,6 +329,10 @@ impl Engine {
         };
         let read_data = req.read_data || subset.is_some();
         let mut record = self.record(RunKind::Check, None);
+        record.check = Some(crate::run::CheckScope {
+            read_data,
+            subset: req.read_data_subset.clone(),
+        });
         let connect = self.connect(&repo, false);
         let (location, immutable) = (repo.location.to_string(), repo.immutable);
         let started = std::time::Instant::now();
