@@ -1122,3 +1122,175 @@ fn backup_now_from_the_coordinator_runs_at_once_outside_the_schedule() {
         second.record
     );
 }
+
+/// A plain HTTP request on loopback: (status code, body).
+fn http(port: u16, method: &str, path: &str, bearer: &str, body: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
+}
+
+#[test]
+fn the_agent_enrols_with_the_real_coordinator_and_its_records_are_stored_once() {
+    use lifeboat::coordinator::store::{AuditFilter, Page, Store};
+    let schedules = Schedules {
+        backup: "*/2 * * * * *",
+        copy: "",
+        check: "*/5 * * * * *",
+        read_data: "0 0 4 * * *",
+        forget: "0 0 5 * * *",
+    };
+    let site = Site::new(None, "", &schedules);
+    let port = free_port();
+    let db = site.root().join("coordinator.db");
+    let coord_cfg = site.root().join("coordinator.toml");
+    std::fs::write(
+        &coord_cfg,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndatabase = \"sqlite://{}\"\npolicy-dir = \"{}\"\n",
+            db.display(),
+            site.root().join("policies").display()
+        ),
+    )
+    .unwrap();
+    // An operator issues the one-time enrolment token.
+    let token = site
+        .ok(&[
+            "coordinator",
+            "--config",
+            coord_cfg.to_str().unwrap(),
+            "enrol-token",
+            "--host",
+            "branch-fs01",
+            "--site",
+            "branch",
+        ])
+        .trim()
+        .to_string();
+    assert!(token.len() >= 32, "{token}");
+    let token_file = site.root().join("enrol.token");
+    std::fs::write(&token_file, &token).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+
+    let log = std::fs::File::create(site.root().join("coordinator.log")).unwrap();
+    let mut coordinator = Agent(
+        site.cmd(&[
+            "coordinator",
+            "--config",
+            coord_cfg.to_str().unwrap(),
+            "--log",
+            "info",
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap(),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the coordinator to be ready",
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http(port, "GET", "/readyz", "", "").0 == 200
+        },
+    );
+
+    site.configure(Some(&format!("http://127.0.0.1:{port}")), "");
+    let text = std::fs::read_to_string(site.config_path())
+        .unwrap()
+        .replace(
+            "token = { env = \"TEST_AGENT_TOKEN\" }",
+            &format!("enrol-token = {{ file = \"{}\" }}", token_file.display()),
+        );
+    std::fs::write(site.config_path(), text).unwrap();
+    let mut agent = site.spawn(1);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("sqlite://{}", db.display());
+    let store = rt.block_on(Store::open(&url)).unwrap();
+    let count = |system: &str| rt.block_on(store.count_runs(Some(system))).unwrap();
+    let start = Instant::now();
+    while count("branch-finance") < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the coordinator stored {} runs\nagent log:\n{}\ncoordinator log:\n{}",
+            count("branch-finance"),
+            site.log(1),
+            std::fs::read_to_string(site.root().join("coordinator.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A wrong token is refused and audited; the enrolment token cannot be used twice.
+    let (code, body) = http(port, "GET", "/api/v1/agents/assignment", "not-a-token", "");
+    assert_eq!(code, 401, "{body}");
+    let enrol = format!(
+        "{{\"enrolment_token\":\"{token}\",\"host\":\"branch-fs01\",\"site\":\"branch\",\"version\":\"x\"}}"
+    );
+    let (code, body) = http(port, "POST", "/api/v1/agents/enrol", "", &enrol);
+    assert_eq!(code, 409, "{body}");
+    // A malformed body is a 4xx with a reason, never a crash.
+    let (code, _) = http(port, "POST", "/api/v1/agents/runs", "x", "{not json");
+    assert!((400..500).contains(&code), "{code}");
+
+    let status = terminate(&mut agent, Duration::from_secs(60));
+    assert!(status.success());
+    let status = terminate(&mut coordinator, Duration::from_secs(30));
+    assert!(status.success());
+
+    // Every record the agent journalled is stored once; the spool is empty.
+    let stored = rt
+        .block_on(store.runs_since("2000-01-01T00:00:00Z".parse().unwrap()))
+        .unwrap();
+    let keys: BTreeSet<String> = stored.iter().map(|r| r.record.run_id.clone()).collect();
+    assert_eq!(keys.len(), stored.len(), "a run was stored twice");
+    for id in site.journal_ids() {
+        assert!(keys.contains(&id), "run {id} was journalled but not stored");
+    }
+    let audit = rt
+        .block_on(store.list_audit(&AuditFilter::default(), Page::first(100)))
+        .unwrap();
+    let actions: BTreeSet<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+    for want in [
+        "enrolment-token.issued",
+        "agent.enrolled",
+        "agent.auth-refused",
+    ] {
+        assert!(actions.contains(want), "{want} not audited: {actions:?}");
+    }
+    // No token is stored in clear.
+    rt.block_on(store.close());
+    let agent_token = std::fs::read_to_string(site.root().join("state/agent/token")).unwrap();
+    let mut bytes = std::fs::read(&db).unwrap();
+    for extra in ["-wal", "-shm"] {
+        if let Ok(b) = std::fs::read(format!("{}{extra}", db.display())) {
+            bytes.extend(b);
+        }
+    }
+    let haystack = String::from_utf8_lossy(&bytes);
+    assert!(
+        !haystack.contains(&token),
+        "the enrolment token is stored in clear"
+    );
+    assert!(
+        !haystack.contains(agent_token.trim()),
+        "the agent token is stored in clear"
+    );
+}

@@ -138,6 +138,57 @@ from policy-dir when no [coordinator] is configured), writes every run record to
 and delivers it to the coordinator at least once. SIGTERM lets running jobs finish within
 shutdown-grace. Exit code 3: agent.toml or the policy is invalid (nothing to run).")]
     Agent(AgentArgs),
+
+    /// Run the coordinator: agents enrol, send heartbeats and run records, fetch assignments.
+    #[command(after_help = "Examples:
+  lifeboat coordinator --config /etc/lifeboat/coordinator.toml
+  lifeboat coordinator enrol-token --host linfen-fs01 --site linfen
+
+coordinator.toml:
+  listen = \"127.0.0.1:8443\"
+  database = \"sqlite:///var/lib/lifeboat/coordinator.db\"   # or postgres://...
+  policy-dir = \"/etc/lifeboat/policies\"
+
+It serves the agent API (/api/v1/agents/...), /healthz and /readyz over plain HTTP on loopback
+(put a TLS-terminating proxy in front; allow-http = true for another address). Exit code 3:
+invalid configuration or policy; 5: the database is unreachable.")]
+    Coordinator(CoordinatorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// The coordinator's configuration file.
+    #[arg(
+        long,
+        env = "LIFEBOAT_COORDINATOR_CONFIG",
+        default_value = "/etc/lifeboat/coordinator.toml",
+        global = true
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<CoordinatorCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CoordinatorCommand {
+    /// Issue a one-time enrolment token for an agent host (printed once, stored hashed).
+    #[command(after_help = "Examples:
+  lifeboat coordinator enrol-token --host linfen-fs01 --site linfen
+  lifeboat coordinator enrol-token --host linfen-fs01 --site linfen --valid 2h > /tmp/enrol.token
+
+Put the token in the agent's coordinator.enrol-token source (e.g. a 0600 file); the agent trades
+it for its own token at its first start. Exit code 2 when the host has no system in the policy.")]
+    EnrolToken {
+        /// The agent's host, as systems name it (`host = ...`).
+        #[arg(long)]
+        host: String,
+        /// The site the host stands at.
+        #[arg(long)]
+        site: String,
+        /// How long the token may be used.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        valid: std::time::Duration,
+    },
 }
 
 #[derive(Debug, Args)]

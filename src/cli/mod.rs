@@ -99,6 +99,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     if let Command::Agent(a) = &cli.command {
         return Ok(agent_command(a, g.json).await);
     }
+    if let Command::Coordinator(a) = &cli.command {
+        return Ok(coordinator_command(a, g.json).await);
+    }
     let policy = Arc::new(load_policy(&g.policy)?);
     let state = StateDir(g.state_dir.clone().unwrap_or_else(default_state_dir));
     let bars = if g.json || g.no_progress || !std::io::stderr().is_terminal() {
@@ -239,7 +242,37 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             let record = engine.copy(&a.system, a.from.as_deref(), &a.to).await?;
             Ok(finish_run(&record, json, || render::copy(&record)))
         }
-        Command::Policy(_) | Command::Agent(_) => Ok(Exit::Ok),
+        Command::Policy(_) | Command::Agent(_) | Command::Coordinator(_) => Ok(Exit::Ok),
+    }
+}
+
+/// `lifeboat coordinator [enrol-token]`.
+async fn coordinator_command(a: &args::CoordinatorArgs, json: bool) -> Exit {
+    use crate::coordinator::server;
+    let result = match &a.command {
+        None => server::run(&a.config, Arc::new(SystemClock)).await,
+        Some(args::CoordinatorCommand::EnrolToken { host, site, valid }) => {
+            server::enrol_token(&a.config, host, site, *valid, &SystemClock)
+                .await
+                .map(|token| {
+                    if json {
+                        print_json(
+                            &serde_json::json!({ "host": host, "site": site, "token": token }),
+                        );
+                    } else {
+                        println!("{token}");
+                    }
+                    Exit::Ok
+                })
+        }
+    };
+    match result {
+        Ok(exit) => exit,
+        Err(e) => {
+            let exit = e.exit();
+            report_error(json, e.kind(), &e.to_string(), exit);
+            exit
+        }
     }
 }
 

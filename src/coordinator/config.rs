@@ -1,0 +1,105 @@
+//! `coordinator.toml`: where the coordinator listens, its database and its policy, parsed once
+//! into typed values; anything wrong is one [`Problem`] naming file, line and key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::policy::{Problem, parse_document};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// e.g. `127.0.0.1:8443`.
+    pub listen: SocketAddr,
+    /// `sqlite:///var/lib/lifeboat/coordinator.db` (default backend) or `postgres://…`.
+    pub database: String,
+    /// The organisation's policy (tiers, sites, repositories, systems); each agent receives its
+    /// host's part of it.
+    pub policy_dir: PathBuf,
+    /// Serve plain HTTP on an address that is not loopback (behind a TLS-terminating proxy
+    /// only). Without it, a non-loopback `listen` is refused: agent tokens travel in headers.
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl CoordinatorConfig {
+    pub fn load(path: &Path) -> Result<CoordinatorConfig, Problem> {
+        let text = std::fs::read_to_string(path).map_err(|e| Problem {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key_path: String::new(),
+            message: format!("cannot read the coordinator configuration: {e}"),
+            hint: Some("pass --config with the path of coordinator.toml (see deploy/)".into()),
+        })?;
+        let config: CoordinatorConfig = parse_document(path, &text)?;
+        if !config.listen.ip().is_loopback() && !config.allow_http {
+            return Err(Problem {
+                file: path.to_path_buf(),
+                line: text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("listen"))
+                    .map_or(0, |n| n + 1),
+                column: 1,
+                key_path: "listen".into(),
+                message: format!(
+                    "{} is not loopback and the coordinator serves plain HTTP",
+                    config.listen
+                ),
+                hint: Some(
+                    "listen on 127.0.0.1 behind a TLS-terminating proxy, or set allow-http = true on a trusted network"
+                        .into(),
+                ),
+            });
+        }
+        if !(config.database.starts_with("sqlite:") || config.database.starts_with("postgres")) {
+            return Err(Problem {
+                file: path.to_path_buf(),
+                line: text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("database"))
+                    .map_or(0, |n| n + 1),
+                column: 1,
+                key_path: "database".into(),
+                message: "database must be a sqlite:// or postgres:// URL".into(),
+                hint: Some("write database = \"sqlite:///var/lib/lifeboat/coordinator.db\"".into()),
+            });
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_in_deploy_loads_and_bad_values_are_named() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/coordinator.toml");
+        let c = CoordinatorConfig::load(&path).unwrap_or_else(|p| panic!("{p}"));
+        assert!(c.listen.ip().is_loopback() && c.database.starts_with("sqlite:"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("coordinator.toml");
+        std::fs::write(
+            &bad,
+            "listen = \"0.0.0.0:8443\"\ndatabase = \"sqlite:///x.db\"\npolicy-dir = \"/p\"\n",
+        )
+        .unwrap();
+        let p = CoordinatorConfig::load(&bad).unwrap_err();
+        assert_eq!((p.line, p.key_path.as_str()), (1, "listen"), "{p}");
+        std::fs::write(
+            &bad,
+            "listen = \"127.0.0.1:8443\"\ndatabase = \"mysql://u:hunter2@h/db\"\npolicy-dir = \"/p\"\n",
+        )
+        .unwrap();
+        let p = CoordinatorConfig::load(&bad).unwrap_err();
+        assert_eq!(p.key_path, "database", "{p}");
+        assert!(!p.to_string().contains("hunter2"), "{p}");
+        std::fs::write(&bad, "listen = \"127.0.0.1:8443\"\ndatabse = \"x\"\n").unwrap();
+        let p = CoordinatorConfig::load(&bad).unwrap_err();
+        assert_eq!(p.key_path, "databse", "{p}");
+    }
+}
