@@ -98,25 +98,7 @@ max-retries = 2
         };
         let policy = format!(
             r#"
-[tiers.TT]
-name = "Test tier"
-rpo = "1h"
-rto-it = "24h"
-rto-business = "48h"
-copies = {copies}
-media = 1
-offsite = {offsite}
-immutable = 0
-drill-every = "365d"
-restore-test-every = "90d"
-check-every = "1d"
-read-data-window = "1d"
-
-[sites.branch]
-name = "Test branch"
-role = "branch"
-region = "test-region"
-timezone = "Asia/Shanghai"
+{tier_and_site}
 {repos}
 [systems.branch-finance]
 name = "Finance share"
@@ -134,6 +116,7 @@ schedules = [
 ]
 retention = {{ keep-last = 3 }}
 "#,
+            tier_and_site = common::test_tier_and_site("1h", copies, offsite, "1d", "1d"),
             src = root.join("src").display(),
             chain = chain.join(", "),
             backup = schedules.backup,

@@ -88,25 +88,7 @@ max-retries = 2
         };
         let policy = format!(
             r#"
-[tiers.TT]
-name = "Test tier"
-rpo = "24h"
-rto-it = "24h"
-rto-business = "48h"
-copies = {tier_copies}
-media = 1
-offsite = {tier_offsite}
-immutable = 0
-drill-every = "365d"
-restore-test-every = "90d"
-check-every = "7d"
-read-data-window = "90d"
-
-[sites.branch]
-name = "Test branch"
-role = "branch"
-region = "test-region"
-timezone = "Asia/Shanghai"
+{tier_and_site}
 {repos}
 [systems.branch-finance]
 name = "Finance share"
@@ -128,6 +110,8 @@ schedules = [
 [systems.branch-finance.retention]
 keep-last = 2
 "#,
+            tier_and_site =
+                common::test_tier_and_site("24h", tier_copies, tier_offsite, "7d", "90d"),
             src = root.join("src").display(),
             chain = chain
                 .iter()

@@ -117,25 +117,7 @@ fn policy_toml(root: &Path) -> String {
     };
     format!(
         r#"
-[tiers.TT]
-name = "Test tier"
-rpo = "24h"
-rto-it = "24h"
-rto-business = "48h"
-copies = 3
-media = 1
-offsite = 1
-immutable = 0
-drill-every = "365d"
-restore-test-every = "90d"
-check-every = "7d"
-read-data-window = "90d"
-
-[sites.branch]
-name = "Test branch"
-role = "branch"
-region = "test-region"
-timezone = "Asia/Shanghai"
+{tier_and_site}
 
 {local}{a}{b}
 [systems.{SYSTEM}]
@@ -157,6 +139,7 @@ schedules = [
 [systems.{SYSTEM}.retention]
 keep-last = 2
 "#,
+        tier_and_site = common::test_tier_and_site("24h", 3, 1, "7d", "90d"),
         local = repo("branch-local", "local"),
         a = repo("remote-a", "remote"),
         b = repo("remote-b", "remote"),

@@ -143,6 +143,7 @@ shutdown-grace. Exit code 3: agent.toml or the policy is invalid (nothing to run
     #[command(after_help = "Examples:
   lifeboat coordinator --config /etc/lifeboat/coordinator.toml
   lifeboat coordinator enrol-token --host linfen-fs01 --site linfen
+  lifeboat coordinator user add --name alice --role admin < alice.password
 
 coordinator.toml:
   listen = \"127.0.0.1:8443\"
@@ -189,6 +190,42 @@ it for its own token at its first start. Exit code 2 when the host has no system
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         valid: std::time::Duration,
     },
+
+    /// Manage the people who log in to the coordinator's API.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is the first line of standard input (stored as an Argon2id
+    /// hash only).
+    #[command(after_help = "Examples:
+  lifeboat coordinator user add --name alice --role admin < /run/secrets/alice.password
+  printf '%s\\n' \"$PASSWORD\" | lifeboat coordinator user add --name bob --role viewer
+
+Works without a running coordinator, so a fresh install can create its first admin; later users
+are created by an admin with POST /api/v1/users. Passwords need at least 12 characters.
+Exit code 2 when the name is invalid or taken, or the password is too short.")]
+    Add {
+        /// The login name: 1 to 64 of a-z 0-9 . _ - (starting with a letter or digit).
+        #[arg(long)]
+        name: String,
+        /// What the user may do: viewer < operator < admin.
+        #[arg(long, value_enum)]
+        role: UserRole,
+    },
+}
+
+/// A person's role (see the role matrix in `src/coordinator/auth.rs`).
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum UserRole {
+    /// Reads the fleet.
+    Viewer,
+    /// Reads the fleet and acts on it (enrolment tokens).
+    Operator,
+    /// Also manages users, tokens and agents, and reads the audit log.
+    Admin,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clock::SystemClock;
+use crate::coordinator::server::CoordinatorError;
+use crate::coordinator::store::Role;
 use crate::engine::progress::Bars;
 use crate::engine::repo::StateDir;
 use crate::engine::{
@@ -19,6 +21,7 @@ use crate::engine::{
 use crate::exit::Exit;
 use crate::policy::{self, Policy};
 use crate::run::RunRecord;
+use crate::secret::Secret;
 use args::{Cli, Command, PolicyCommand};
 
 /// Runs a parsed command line and returns the exit code.
@@ -246,7 +249,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     }
 }
 
-/// `lifeboat coordinator [enrol-token]`.
+/// `lifeboat coordinator [enrol-token | user add]`.
 async fn coordinator_command(a: &args::CoordinatorArgs, json: bool) -> Exit {
     use crate::coordinator::server;
     let result = match &a.command {
@@ -265,6 +268,23 @@ async fn coordinator_command(a: &args::CoordinatorArgs, json: bool) -> Exit {
                     Exit::Ok
                 })
         }
+        Some(args::CoordinatorCommand::User(args::UserCommand::Add { name, role })) => {
+            let role = user_role(*role);
+            let added = match read_password_line() {
+                Ok(password) => {
+                    server::add_user(&a.config, name, role, password, &SystemClock).await
+                }
+                Err(e) => Err(e),
+            };
+            added.map(|()| {
+                if json {
+                    print_json(&serde_json::json!({ "user": name, "role": role.as_str() }));
+                } else {
+                    println!("user {name} created ({})", role.as_str());
+                }
+                Exit::Ok
+            })
+        }
     };
     match result {
         Ok(exit) => exit,
@@ -274,6 +294,32 @@ async fn coordinator_command(a: &args::CoordinatorArgs, json: bool) -> Exit {
             exit
         }
     }
+}
+
+fn user_role(role: args::UserRole) -> Role {
+    match role {
+        args::UserRole::Viewer => Role::Viewer,
+        args::UserRole::Operator => Role::Operator,
+        args::UserRole::Admin => Role::Admin,
+    }
+}
+
+/// The first line of standard input, without its line ending: a password piped in.
+fn read_password_line() -> Result<Secret, CoordinatorError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|source| CoordinatorError::Io {
+            context: "cannot read the password from standard input".into(),
+            source,
+        })?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(CoordinatorError::Usage(
+            "no password on standard input: pipe it in as the first line".into(),
+        ));
+    }
+    Ok(Secret::new(password))
 }
 
 /// `lifeboat agent [status]`.

@@ -11,7 +11,9 @@ use axum::routing::get;
 
 use super::agent_api::AgentApi;
 use super::config::CoordinatorConfig;
-use super::store::{EnrolmentToken, NewAuditEntry, Store, TokenHash};
+use super::auth;
+use super::people_api::{self, EnrolmentTokenError, PeopleApi, issue_enrolment_token};
+use super::store::{NewAuditEntry, Role, Store, StoreError};
 use crate::clock::Clock;
 use crate::exit::Exit;
 use crate::policy::{self, Policy};
@@ -97,8 +99,10 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
         });
     }
     let ready_store = store.clone();
+    let people = people_api::router(PeopleApi::new(store.clone(), policy.clone(), clock.clone()));
     let app = AgentApi::new(store.clone(), policy, clock)
         .router()
+        .merge(people)
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -154,49 +158,64 @@ pub async fn enrol_token(
     clock: &dyn Clock,
 ) -> Result<String, CoordinatorError> {
     let (_, store, policy) = open(config).await?;
-    if !policy.systems.values().any(|s| s.host == host) {
-        return Err(CoordinatorError::Usage(format!(
-            "no system of the policy is on host {host}; check --host against the systems' host"
-        )));
-    }
-    if !policy.sites.contains_key(site) {
-        return Err(CoordinatorError::Usage(format!(
-            "site {site} is not in the policy"
-        )));
-    }
-    let token = Secret::new(format!(
-        "lbe-{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    let now = clock.now();
-    let expires = now
-        .checked_add(
-            jiff::SignedDuration::try_from(valid).unwrap_or(jiff::SignedDuration::from_hours(24)),
-        )
-        .unwrap_or(now);
-    let actor = std::env::var("USER").map_or_else(|_| "cli".to_string(), |u| format!("cli:{u}"));
-    store
-        .create_enrolment_token(&EnrolmentToken {
-            hash: TokenHash::of(&token),
-            host: host.to_string(),
-            site: site.to_string(),
-            created_by: actor.clone(),
-            created_at: now,
-            expires_at: expires,
-            used_at: None,
-            used_by: None,
-        })
-        .await?;
-    store
-        .append_audit(&NewAuditEntry {
-            at: now,
-            actor,
-            action: "enrolment-token.issued".into(),
-            target: format!("host:{host}"),
-            detail: serde_json::json!({ "site": site, "expires_at": expires.to_string() }),
-        })
-        .await?;
+    let issued = issue_enrolment_token(
+        &store,
+        &policy,
+        host,
+        site,
+        valid,
+        clock.now(),
+        &cli_actor(),
+    )
+    .await;
     store.close().await;
-    Ok(token.expose().to_string())
+    match issued {
+        Ok((token, _)) => Ok(token.expose().to_string()),
+        Err(EnrolmentTokenError::Store(e)) => Err(CoordinatorError::Store(e)),
+        Err(EnrolmentTokenError::UnknownHost(host)) => Err(CoordinatorError::Usage(format!(
+            "no system of the policy is on host {host}; check --host against the systems' host"
+        ))),
+        Err(e) => Err(CoordinatorError::Usage(e.to_string())),
+    }
+}
+
+/// The audit actor of a command run on the coordinator's machine: `cli:<login>`.
+fn cli_actor() -> String {
+    std::env::var("USER").map_or_else(|_| "cli".to_string(), |u| format!("cli:{u}"))
+}
+
+/// Creates a person with `role` and `password` (hashed here; the store sees the hash only).
+/// Needs no running coordinator, so that a fresh install can create its first admin.
+pub async fn add_user(
+    config: &Path,
+    name: &str,
+    role: Role,
+    password: Secret,
+    clock: &dyn Clock,
+) -> Result<(), CoordinatorError> {
+    let cfg = CoordinatorConfig::load(config).map_err(CoordinatorError::Config)?;
+    let now = clock.now();
+    let user = auth::new_user(name, role, password, now)
+        .await
+        .map_err(|e| CoordinatorError::Usage(e.to_string()))?;
+    let store = Store::open(&cfg.database).await?;
+    let created = match store.create_user(&user).await {
+        Ok(()) => store
+            .append_audit(&NewAuditEntry {
+                at: now,
+                actor: cli_actor(),
+                action: "user.created".into(),
+                target: format!("user:{name}"),
+                detail: serde_json::json!({ "role": role.as_str() }),
+            })
+            .await
+            .map(|_| ())
+            .map_err(CoordinatorError::Store),
+        Err(StoreError::Conflict(_)) => Err(CoordinatorError::Usage(format!(
+            "user {name} exists; an admin changes it with PATCH /api/v1/users/{name}"
+        ))),
+        Err(e) => Err(CoordinatorError::Store(e)),
+    };
+    store.close().await;
+    created
 }

@@ -691,3 +691,36 @@ pub fn make_dataset(dir: &Path) {
     std::os::unix::fs::symlink("../财务", dir.join("data/link-to-dir"))
         .expect("symlink data/link-to-dir");
 }
+
+/// The `[tiers.TT]` and `[sites.branch]` entries the test policies share: a test tier with
+/// these targets and a branch site in Asia/Shanghai.
+pub fn test_tier_and_site(
+    rpo: &str,
+    copies: u8,
+    offsite: u8,
+    check_every: &str,
+    read_data_window: &str,
+) -> String {
+    format!(
+        r#"[tiers.TT]
+name = "Test tier"
+rpo = "{rpo}"
+rto-it = "24h"
+rto-business = "48h"
+copies = {copies}
+media = 1
+offsite = {offsite}
+immutable = 0
+drill-every = "365d"
+restore-test-every = "90d"
+check-every = "{check_every}"
+read-data-window = "{read_data_window}"
+
+[sites.branch]
+name = "Test branch"
+role = "branch"
+region = "test-region"
+timezone = "Asia/Shanghai"
+"#
+    )
+}

@@ -1,0 +1,875 @@
+//! The people endpoints of the coordinator's HTTP API: login and logout, users and API tokens
+//! (admin), the audit log (admin), the agents (viewers read, admins revoke) and enrolment tokens
+//! (operators).
+//!
+//! Every route goes through [`auth::gate`] and its line in [`auth::ROLE_MATRIX`]; handlers find
+//! the caller as a [`Principal`]. Every change and every privileged read appends to the audit
+//! log as `user:<name>`. Answers never hold a password, a password hash or a token hash; a new
+//! token is shown once, in the answer that creates it. No SQL here: the store does that.
+
+use std::sync::{Arc, RwLock};
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Extension, FromRequest, Path, Query, Request, State};
+use axum::handler::Handler;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::on;
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::auth::{
+    self, AGENT_REVOKE_PATH, AGENTS_PATH, AUDIT_PATH, Auth, Credential, ENROLMENT_TOKENS_PATH,
+    Failure, LOGIN_PATH, LOGOUT_PATH, Principal, TOKEN_PATH, TOKENS_PATH, TokenKind, USER_PATH,
+    USERS_PATH, Verb,
+};
+use super::store::{
+    Agent, ApiToken, AuditEntry, AuditFilter, EnrolmentToken, Page, Role, Session, Store,
+    StoreError, TokenHash, TokenOwner, User,
+};
+use crate::api::{ErrorCode, Token};
+use crate::clock::Clock;
+use crate::policy::Policy;
+use crate::secret::Secret;
+
+/// The largest request body accepted: people send small JSON objects.
+const MAX_BODY: usize = 64 << 10;
+/// The longest an enrolment token may be valid.
+const MAX_ENROLMENT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+/// What the people endpoints share.
+#[derive(Clone)]
+pub struct PeopleApi {
+    pub auth: Auth,
+    /// The current policy (enrolment tokens are issued for its hosts and sites only).
+    pub policy: Arc<RwLock<Arc<Policy>>>,
+}
+
+impl PeopleApi {
+    pub fn new(store: Store, policy: Arc<RwLock<Arc<Policy>>>, clock: Arc<dyn Clock>) -> Self {
+        PeopleApi {
+            auth: Auth::new(store, clock),
+            policy,
+        }
+    }
+
+    fn store(&self) -> &Store {
+        &self.auth.store
+    }
+
+    fn now(&self) -> Timestamp {
+        self.auth.clock.now()
+    }
+
+    fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+/// The people router, every route behind the role-matrix gate.
+pub fn router(api: PeopleApi) -> axum::Router {
+    routes().finish(api)
+}
+
+/// The router being built and the routes it holds, so that a test can compare them with the
+/// role matrix.
+struct Routes {
+    router: axum::Router<PeopleApi>,
+    listed: Vec<(Verb, &'static str)>,
+}
+
+impl Routes {
+    fn add<H, T>(mut self, verb: Verb, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, PeopleApi>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, on(verb.filter(), handler));
+        self.listed.push((verb, path));
+        self
+    }
+
+    fn finish(self, api: PeopleApi) -> axum::Router {
+        self.router
+            .route_layer(from_fn_with_state(api.auth.clone(), auth::gate))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(api)
+    }
+}
+
+fn routes() -> Routes {
+    Routes {
+        router: axum::Router::new(),
+        listed: Vec::new(),
+    }
+    .add(Verb::Post, LOGIN_PATH, login)
+    .add(Verb::Post, LOGOUT_PATH, logout)
+    .add(Verb::Get, USERS_PATH, list_users)
+    .add(Verb::Post, USERS_PATH, create_user)
+    .add(Verb::Patch, USER_PATH, update_user)
+    .add(Verb::Get, TOKENS_PATH, list_tokens)
+    .add(Verb::Post, TOKENS_PATH, create_token)
+    .add(Verb::Delete, TOKEN_PATH, revoke_token)
+    .add(Verb::Get, AUDIT_PATH, read_audit)
+    .add(Verb::Get, AGENTS_PATH, list_agents)
+    .add(Verb::Post, AGENT_REVOKE_PATH, revoke_agent)
+    .add(Verb::Post, ENROLMENT_TOKENS_PATH, create_enrolment_token)
+}
+
+/// A JSON body whose rejection is an [`ApiError`](crate::api::ApiError) with the reason.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(e) => Err(json_rejection(&e)),
+        }
+    }
+}
+
+fn json_rejection(e: &JsonRejection) -> Failure {
+    let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ErrorCode::TooLarge
+    } else {
+        ErrorCode::BadRequest
+    };
+    Failure::new(e.status(), code, e.body_text())
+}
+
+fn query_rejection(e: &QueryRejection) -> Failure {
+    Failure::bad_request(e.body_text())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire types (people-facing; never a hash)
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    name: String,
+    password: Token,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginResponse {
+    token: Token,
+    expires_at: Timestamp,
+    role: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct UserView {
+    name: String,
+    role: &'static str,
+    disabled: bool,
+    created_at: Timestamp,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            name: u.name.clone(),
+            role: u.role.as_str(),
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// A role on the wire.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum WireRole {
+    Viewer,
+    Operator,
+    Admin,
+}
+
+impl From<WireRole> for Role {
+    fn from(r: WireRole) -> Role {
+        match r {
+            WireRole::Viewer => Role::Viewer,
+            WireRole::Operator => Role::Operator,
+            WireRole::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserRequest {
+    name: String,
+    password: Token,
+    role: WireRole,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserUpdate {
+    role: Option<WireRole>,
+    disabled: Option<bool>,
+    password: Option<Token>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTokenRequest {
+    user: String,
+    #[serde(default)]
+    label: String,
+}
+
+#[derive(Debug, Serialize)]
+struct NewTokenResponse {
+    id: String,
+    /// Shown once; only its hash is kept.
+    token: Token,
+    user: String,
+    label: String,
+    created_at: Timestamp,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenView {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<Uuid>,
+    label: String,
+    created_at: Timestamp,
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<&ApiToken> for TokenView {
+    fn from(t: &ApiToken) -> Self {
+        let (user, agent) = match &t.owner {
+            TokenOwner::User(u) => (Some(u.clone()), None),
+            TokenOwner::Agent(a) => (None, Some(*a)),
+        };
+        TokenView {
+            id: auth::token_id(&t.hash),
+            user,
+            agent,
+            label: t.label.clone(),
+            created_at: t.created_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct AuditView {
+    id: i64,
+    at: Timestamp,
+    actor: String,
+    action: String,
+    target: String,
+    detail: serde_json::Value,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(e: AuditEntry) -> Self {
+        AuditView {
+            id: e.id,
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            detail: e.detail,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+fn page(limit: Option<u32>, offset: Option<u64>) -> Page {
+    Page {
+        offset: offset.unwrap_or(0),
+        limit: limit.unwrap_or(100).min(Page::MAX_LIMIT),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct AgentView {
+    id: Uuid,
+    host: String,
+    site: String,
+    version: String,
+    enrolled_at: Timestamp,
+    last_heartbeat_at: Option<Timestamp>,
+    clock_offset_ms: Option<i64>,
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<&Agent> for AgentView {
+    fn from(a: &Agent) -> Self {
+        AgentView {
+            id: a.id,
+            host: a.host.clone(),
+            site: a.site.clone(),
+            version: a.version.clone(),
+            enrolled_at: a.enrolled_at,
+            last_heartbeat_at: a.last_heartbeat_at,
+            clock_offset_ms: a
+                .clock_offset
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            revoked_at: a.revoked_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrolmentTokenRequest {
+    host: String,
+    site: String,
+    /// e.g. `"24h"` (the default); at most 30 days.
+    valid: Option<crate::policy::Duration>,
+}
+
+#[derive(Debug, Serialize)]
+struct EnrolmentTokenResponse {
+    /// Shown once; only its hash is kept.
+    token: Token,
+    host: String,
+    site: String,
+    expires_at: Timestamp,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Login and logout
+
+async fn login(State(api): State<PeopleApi>, Body(req): Body<LoginRequest>) -> Response {
+    let user = match api.store().user(&req.name).await {
+        Ok(u) => u,
+        Err(e) => return Failure::store(e).into_response(),
+    };
+    let password = req.password.into_secret();
+    let matches =
+        auth::check_password(password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let refused = match &user {
+        None => Some("unknown user"),
+        Some(_) if !matches => Some("wrong password"),
+        Some(u) if u.disabled => Some("user disabled"),
+        Some(_) => None,
+    };
+    let target = format!("user:{}", req.name.chars().take(80).collect::<String>());
+    let (Some(user), None) = (user, refused) else {
+        api.auth
+            .audit(
+                "anonymous",
+                "user.login-refused",
+                &target,
+                serde_json::json!({ "reason": refused }),
+            )
+            .await;
+        return Failure::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "wrong user name or password, or the user is disabled",
+        )
+        .into_response();
+    };
+    let now = api.now();
+    let token = auth::new_token(TokenKind::Session);
+    let expires_at = now.checked_add(auth::SESSION_TTL).unwrap_or(now);
+    let session = Session {
+        token_hash: TokenHash::of(&token),
+        user: user.name.clone(),
+        created_at: now,
+        expires_at,
+    };
+    if let Err(e) = api.store().create_session(&session).await {
+        return Failure::store(e).into_response();
+    }
+    // Housekeeping: a login is a fine moment to forget expired sessions.
+    if let Err(e) = api.store().delete_expired_sessions(now).await {
+        tracing::warn!("cannot delete expired sessions: {e}");
+    }
+    api.auth
+        .audit(
+            &format!("user:{}", user.name),
+            "user.login",
+            &target,
+            serde_json::json!({ "expires_at": expires_at.to_string() }),
+        )
+        .await;
+    Json(LoginResponse {
+        token: Token::from(token),
+        expires_at,
+        role: user.role.as_str(),
+    })
+    .into_response()
+}
+
+async fn logout(State(api): State<PeopleApi>, Extension(me): Extension<Principal>) -> Response {
+    let Credential::Session(hash) = &me.credential else {
+        return Failure::bad_request(
+            "an API token has no session to end; an admin revokes it (DELETE /api/v1/tokens/{id})",
+        )
+        .into_response();
+    };
+    if let Err(e) = api.store().delete_session(hash).await {
+        return Failure::store(e).into_response();
+    }
+    api.auth
+        .audit(
+            &me.actor(),
+            "user.logout",
+            &me.actor(),
+            serde_json::Value::Null,
+        )
+        .await;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+
+async fn list_users(State(api): State<PeopleApi>, Extension(me): Extension<Principal>) -> Response {
+    match api.store().list_users().await {
+        Ok(users) => {
+            api.auth
+                .audit(&me.actor(), "users.read", "users", serde_json::Value::Null)
+                .await;
+            Json(users.iter().map(UserView::from).collect::<Vec<_>>()).into_response()
+        }
+        Err(e) => Failure::store(e).into_response(),
+    }
+}
+
+async fn create_user(
+    State(api): State<PeopleApi>,
+    Extension(me): Extension<Principal>,
+    Body(req): Body<NewUserRequest>,
+) -> Response {
+    let role = Role::from(req.role);
+    let user = match auth::new_user(&req.name, role, req.password.into_secret(), api.now()).await {
+        Ok(u) => u,
+        Err(e) => return Failure::bad_request(e.to_string()).into_response(),
+    };
+    match api.store().create_user(&user).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Failure::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                format!(
+                    "user {} exists; change it with PATCH {USERS_PATH}/{}",
+                    user.name, user.name
+                ),
+            )
+            .into_response();
+        }
+        Err(e) => return Failure::store(e).into_response(),
+    }
+    api.auth
+        .audit(
+            &me.actor(),
+            "user.created",
+            &format!("user:{}", user.name),
+            serde_json::json!({ "role": role.as_str() }),
+        )
+        .await;
+    (StatusCode::CREATED, Json(UserView::from(&user))).into_response()
+}
+
+async fn update_user(
+    State(api): State<PeopleApi>,
+    Extension(me): Extension<Principal>,
+    Path(name): Path<String>,
+    Body(req): Body<UserUpdate>,
+) -> Response {
+    if req.role.is_none() && req.disabled.is_none() && req.password.is_none() {
+        return Failure::bad_request("nothing to change: send role, disabled or password")
+            .into_response();
+    }
+    let role = req.role.map(Role::from);
+    // An admin cannot lock themselves out (another admin can).
+    if name == me.user && (req.disabled == Some(true) || role.is_some_and(|r| r < Role::Admin)) {
+        return Failure::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            "you cannot disable yourself or lower your own role; ask another admin",
+        )
+        .into_response();
+    }
+    match api.store().user(&name).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Failure::not_found(format!("no user {name}")).into_response(),
+        Err(e) => return Failure::store(e).into_response(),
+    }
+    let password_changed = req.password.is_some();
+    if let Some(password) = req.password {
+        let hash = match auth::hash_password_blocking(password.into_secret()).await {
+            Ok(h) => h,
+            Err(e) => return Failure::bad_request(e.to_string()).into_response(),
+        };
+        if let Err(e) = api.store().set_user_password(&name, &hash).await {
+            return Failure::store(e).into_response();
+        }
+    }
+    if let Some(role) = role
+        && let Err(e) = api.store().set_user_role(&name, role).await
+    {
+        return Failure::store(e).into_response();
+    }
+    if let Some(disabled) = req.disabled
+        && let Err(e) = api.store().set_user_disabled(&name, disabled).await
+    {
+        return Failure::store(e).into_response();
+    }
+    api.auth
+        .audit(
+            &me.actor(),
+            "user.updated",
+            &format!("user:{name}"),
+            serde_json::json!({
+                "role": role.map(Role::as_str),
+                "disabled": req.disabled,
+                "password_changed": password_changed,
+            }),
+        )
+        .await;
+    match api.store().user(&name).await {
+        Ok(Some(u)) => Json(UserView::from(&u)).into_response(),
+        Ok(None) => Failure::not_found(format!("no user {name}")).into_response(),
+        Err(e) => Failure::store(e).into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// API tokens
+
+async fn list_tokens(
+    State(api): State<PeopleApi>,
+    Extension(me): Extension<Principal>,
+) -> Response {
+    match api.store().list_api_tokens().await {
+        Ok(tokens) => {
+            api.auth
+                .audit(
+                    &me.actor(),
+                    "api-tokens.read",
+                    "api-tokens",
+                    serde_json::Value::Null,
+                )
+                .await;
+            Json(tokens.iter().map(TokenView::from).collect::<Vec<_>>()).into_response()
+        }
+        Err(e) => Failure::store(e).into_response(),
+    }
+}
+
+async fn create_token(
+    State(api): State<PeopleApi>,
+    Extension(me): Extension<Principal>,
+    Body(req): Body<NewTokenRequest>,
+) -> Response {
+    match api.store().user(&req.user).await {
+        Ok(Some(u)) if !u.disabled => {}
+        Ok(Some(_)) => {
+            return Failure::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                format!("user {} is disabled", req.user),
+            )
+            .into_response();
+        }
+        Ok(None) => return Failure::not_found(format!("no user {}", req.user)).into_response(),
+        Err(e) => return Failure::store(e).into_response(),
+    }
+    if req.label.len() > 200 {
+        return Failure::bad_request("a label has at most 200 bytes").into_response();
+    }
+    let token = auth::new_token(TokenKind::Api);
+    let stored = ApiToken {
+        hash: TokenHash::of(&token),
+        owner: TokenOwner::User(req.user.clone()),
+        label: req.label.clone(),
+        created_at: api.now(),
+        revoked_at: None,
+    };
+    if let Err(e) = api.store().create_api_token(&stored).await {
+        return Failure::store(e).into_response();
+    }
+    let id = auth::token_id(&stored.hash);
+    api.auth
+        .audit(
+            &me.actor(),
+            "api-token.created",
+            &format!("user:{}", req.user),
+            serde_json::json!({ "id": id, "label": req.label }),
+        )
+        .await;
+    (
+        StatusCode::CREATED,
+        Json(NewTokenResponse {
+            id,
+            token: Token::from(token),
+            user: req.user,
+            label: req.label,
+            created_at: stored.created_at,
+        }),
+    )
+        .into_response()
+}
+
+async fn revoke_token(
+    State(api): State<PeopleApi>,
+    Extension(me): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    let tokens = match api.store().list_api_tokens().await {
+        Ok(t) => t,
+        Err(e) => return Failure::store(e).into_response(),
+    };
+    let Some(token) = tokens.iter().find(|t| auth::token_id(&t.hash) == id) else {
+        return Failure::not_found(format!("no API token {id}")).into_response();
+    };
+    if let Err(e) = api.store().revoke_api_token(&token.hash, api.now()).await {
+        return Failure::store(e).into_response();
+    }
+    api.auth
+        .audit(
+            &me.actor(),
+            "api-token.revoked",
+            &format!("api-token:{id}"),
+            serde_json::json!({ "label": token.label }),
+        )
+        .await;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit log
+
+async fn read_audit(
+    State(api): State<PeopleApi>,
+    Extension(me): Extension<Principal>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return query_rejection(&e).into_response(),
+    };
+    let filter = AuditFilter {
+        actor: q.actor,
+        action: q.action,
+        target: q.target,
+        since: q.since,
+        until: q.until,
+    };
+    match api
+        .store()
+        .list_audit(&filter, page(q.limit, q.offset))
+        .await
+    {
+        Ok(entries) => {
+            api.auth
+                .audit(
+                    &me.actor(),
+                    "audit.read",
+                    "audit-log",
+                    serde_json::json!({ "returned": entries.len() }),
+                )
+                .await;
+            Json(entries.into_iter().map(AuditView::from).collect::<Vec<_>>()).into_response()
+        }
+        Err(e) => Failure::store(e).into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents and enrolment
+
+async fn list_agents(
+    State(api): State<PeopleApi>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(e) => return query_rejection(&e).into_response(),
+    };
+    match api.store().list_agents(page(q.limit, q.offset)).await {
+        Ok(agents) => Json(agents.iter().map(AgentView::from).collect::<Vec<_>>()).into_response(),
+        Err(e) => Failure::store(e).into_response(),
+    }
+}
+
+async fn revoke_agent(
+    State(api): State<PeopleApi>,
+    Extension(me): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return Failure::bad_request(format!("{id:?} is not an agent id (a UUID)")).into_response();
+    };
+    if let Err(e) = api.store().revoke_agent(id, api.now()).await {
+        return Failure::store(e).into_response();
+    }
+    api.auth
+        .audit(
+            &me.actor(),
+            "agent.revoked",
+            &format!("agent:{id}"),
+            serde_json::Value::Null,
+        )
+        .await;
+    match api.store().agent(id).await {
+        Ok(Some(a)) => Json(AgentView::from(&a)).into_response(),
+        Ok(None) => Failure::not_found(format!("no agent {id}")).into_response(),
+        Err(e) => Failure::store(e).into_response(),
+    }
+}
+
+/// Why an enrolment token was not issued.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrolmentTokenError {
+    #[error("no system of the policy is on host {0}; check the host against the systems' host")]
+    UnknownHost(String),
+    #[error("site {0} is not in the policy")]
+    UnknownSite(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Issues a one-time enrolment token for `host` at `site`, valid for `valid` from `now`, and
+/// audits it as `actor`; returns the token (to be shown once) and its expiry. Shared by the
+/// API and `lifeboat coordinator enrol-token`.
+pub async fn issue_enrolment_token(
+    store: &Store,
+    policy: &Policy,
+    host: &str,
+    site: &str,
+    valid: std::time::Duration,
+    now: Timestamp,
+    actor: &str,
+) -> Result<(Secret, Timestamp), EnrolmentTokenError> {
+    if !policy.systems.values().any(|s| s.host == host) {
+        return Err(EnrolmentTokenError::UnknownHost(host.to_string()));
+    }
+    if !policy.sites.contains_key(site) {
+        return Err(EnrolmentTokenError::UnknownSite(site.to_string()));
+    }
+    let token = Secret::new(format!(
+        "lbe-{}{}",
+        Uuid::new_v4().simple(),
+        Uuid::new_v4().simple()
+    ));
+    let expires_at = jiff::SignedDuration::try_from(valid)
+        .ok()
+        .and_then(|d| now.checked_add(d).ok())
+        .unwrap_or(now);
+    store
+        .create_enrolment_token(&EnrolmentToken {
+            hash: TokenHash::of(&token),
+            host: host.to_string(),
+            site: site.to_string(),
+            created_by: actor.to_string(),
+            created_at: now,
+            expires_at,
+            used_at: None,
+            used_by: None,
+        })
+        .await?;
+    store
+        .append_audit(&super::store::NewAuditEntry {
+            at: now,
+            actor: actor.to_string(),
+            action: "enrolment-token.issued".into(),
+            target: format!("host:{host}"),
+            detail: serde_json::json!({ "site": site, "expires_at": expires_at.to_string() }),
+        })
+        .await?;
+    Ok((token, expires_at))
+}
+
+async fn create_enrolment_token(
+    State(api): State<PeopleApi>,
+    Extension(me): Extension<Principal>,
+    Body(req): Body<EnrolmentTokenRequest>,
+) -> Response {
+    let valid = req
+        .valid
+        .map_or(std::time::Duration::from_secs(86_400), |d| d.as_std());
+    if valid > MAX_ENROLMENT_VALIDITY {
+        return Failure::bad_request("an enrolment token is valid for at most 30d").into_response();
+    }
+    let policy = api.policy();
+    match issue_enrolment_token(
+        api.store(),
+        &policy,
+        &req.host,
+        &req.site,
+        valid,
+        api.now(),
+        &me.actor(),
+    )
+    .await
+    {
+        Ok((token, expires_at)) => (
+            StatusCode::CREATED,
+            Json(EnrolmentTokenResponse {
+                token: Token::from(token),
+                host: req.host,
+                site: req.site,
+                expires_at,
+            }),
+        )
+            .into_response(),
+        Err(EnrolmentTokenError::Store(e)) => Failure::store(e).into_response(),
+        Err(e) => Failure::bad_request(e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::auth::{Access, ROLE_MATRIX};
+
+    #[test]
+    fn every_route_of_the_people_router_is_in_the_role_matrix_and_back() {
+        let listed = routes().listed;
+        for (verb, path) in &listed {
+            let rule = auth::rule_for(&verb.method(), path);
+            assert!(rule.is_some(), "{verb:?} {path} is not in the role matrix");
+        }
+        for rule in ROLE_MATRIX {
+            assert!(
+                listed.contains(&(rule.verb, rule.path)),
+                "{rule:?} is in the matrix but not routed"
+            );
+        }
+        assert_eq!(listed.len(), ROLE_MATRIX.len());
+        assert!(ROLE_MATRIX.iter().any(|r| r.access == Access::Public));
+    }
+}
