@@ -16,3 +16,4 @@ pub mod link;
 pub mod policy;
 pub mod run;
 pub mod secret;
+pub mod sim;

@@ -154,6 +154,77 @@ It serves the agent API (/api/v1/agents/...), /healthz and /readyz over plain HT
 (put a TLS-terminating proxy in front; allow-http = true for another address). Exit code 3:
 invalid configuration or policy; 5: the database is unreachable.")]
     Coordinator(CoordinatorArgs),
+
+    /// Load-test a running coordinator with simulated agents, or write their policy.
+    #[command(after_help = "Examples:
+  lifeboat fleet-sim policy --agents 1000 --systems-per-agent 5 --out /tmp/sim/policies
+  lifeboat fleet-sim --coordinator http://127.0.0.1:8443 --config /tmp/sim/coordinator.toml \\
+                     --agents 1000 --systems-per-agent 5 --duration 60s --coordinator-pid 4242
+  lifeboat fleet-sim --coordinator http://127.0.0.1:8443 --config coordinator.toml \\
+                     --agents 50 --systems-per-agent 5 --duration 10s --json
+
+Run the coordinator with policy-dir pointing at the generated policy (hosts sim-00001...). The
+simulator issues one enrolment token per host through the coordinator's database (--config is
+the coordinator's own coordinator.toml), enrols every agent over HTTP, then sends heartbeats and
+one run record per system per --run-every. It reports records/s, heartbeat and submit latency
+(p50/p99/max), errors, the coordinator's RSS and CPU (--coordinator-pid) and its last
+assessment sweep (from /metrics).")]
+    FleetSim(FleetSimArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct FleetSimArgs {
+    #[command(subcommand)]
+    pub command: Option<FleetSimCommand>,
+    /// The coordinator's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8443")]
+    pub coordinator: url::Url,
+    /// The coordinator's configuration (its database receives the enrolment tokens).
+    #[arg(
+        long,
+        env = "LIFEBOAT_COORDINATOR_CONFIG",
+        default_value = "/etc/lifeboat/coordinator.toml"
+    )]
+    pub config: PathBuf,
+    /// Simulated agents (hosts sim-00001...).
+    #[arg(long, default_value_t = 10)]
+    pub agents: usize,
+    /// Systems per agent.
+    #[arg(long, default_value_t = 5)]
+    pub systems_per_agent: usize,
+    /// How long to send heartbeats and records after enrolment.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Heartbeat period of each agent.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub heartbeat_every: std::time::Duration,
+    /// Period of each agent's run batch (one record per system).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub run_every: std::time::Duration,
+    /// The coordinator's process id: report its RSS and CPU from /proc.
+    #[arg(long)]
+    pub coordinator_pid: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetSimCommand {
+    /// Write the simulated fleet's policy directory (tiers, sites, repositories, systems).
+    #[command(after_help = "Examples:
+  lifeboat fleet-sim policy --agents 10000 --systems-per-agent 5 --out /tmp/sim/policies
+  lifeboat policy check /tmp/sim/policies")]
+    Policy {
+        #[arg(long)]
+        agents: usize,
+        #[arg(long)]
+        systems_per_agent: usize,
+        /// The directory to write (created; existing files of the same names are replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

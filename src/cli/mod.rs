@@ -105,6 +105,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     if let Command::Coordinator(a) = &cli.command {
         return Ok(coordinator_command(a, g.json).await);
     }
+    if let Command::FleetSim(a) = &cli.command {
+        return Ok(fleet_sim_command(a, g.json).await);
+    }
     let policy = Arc::new(load_policy(&g.policy)?);
     let state = StateDir(g.state_dir.clone().unwrap_or_else(default_state_dir));
     let bars = if g.json || g.no_progress || !std::io::stderr().is_terminal() {
@@ -245,7 +248,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             let record = engine.copy(&a.system, a.from.as_deref(), &a.to).await?;
             Ok(finish_run(&record, json, || render::copy(&record)))
         }
-        Command::Policy(_) | Command::Agent(_) | Command::Coordinator(_) => Ok(Exit::Ok),
+        Command::Policy(_) | Command::Agent(_) | Command::Coordinator(_) | Command::FleetSim(_) => {
+            Ok(Exit::Ok)
+        }
     }
 }
 
@@ -320,6 +325,77 @@ fn read_password_line() -> Result<Secret, CoordinatorError> {
         ));
     }
     Ok(Secret::new(password))
+}
+
+/// `lifeboat fleet-sim [policy]`.
+async fn fleet_sim_command(a: &args::FleetSimArgs, json: bool) -> Exit {
+    use crate::sim;
+    if let Some(args::FleetSimCommand::Policy {
+        agents,
+        systems_per_agent,
+        out,
+    }) = &a.command
+    {
+        for (name, text) in sim::policy::files(*agents, *systems_per_agent) {
+            let path = out.join(name);
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, text));
+            if let Err(e) = written {
+                report_error(
+                    json,
+                    "io",
+                    &format!("cannot write {}: {e}", path.display()),
+                    Exit::Failure,
+                );
+                return Exit::Failure;
+            }
+        }
+        if !json {
+            println!(
+                "wrote a policy of {agents} hosts x {systems_per_agent} systems to {}",
+                out.display()
+            );
+        }
+        return Exit::Ok;
+    }
+    let config = sim::SimConfig {
+        coordinator: a.coordinator.clone(),
+        coordinator_config: a.config.clone(),
+        agents: a.agents,
+        systems_per_agent: a.systems_per_agent,
+        duration: a.duration,
+        concurrency: a.concurrency,
+        heartbeat_every: a.heartbeat_every,
+        run_every: a.run_every,
+        coordinator_pid: a.coordinator_pid,
+    };
+    match sim::run(&config).await {
+        Ok(report) => {
+            if json {
+                print_json(&report);
+            } else {
+                print!("{report}");
+            }
+            if report.errors > 0 {
+                Exit::Partial
+            } else {
+                Exit::Ok
+            }
+        }
+        Err(e) => {
+            let exit = match e {
+                sim::SimError::Usage(_) => Exit::Usage,
+                sim::SimError::Config(_) => Exit::Policy,
+                sim::SimError::Store(ref s) if s.is_unavailable() => Exit::Unreachable,
+                sim::SimError::NoAgent(_) => Exit::Unreachable,
+                _ => Exit::Failure,
+            };
+            report_error(json, "fleet-sim", &e.to_string(), exit);
+            exit
+        }
+    }
 }
 
 /// `lifeboat agent [status]`.

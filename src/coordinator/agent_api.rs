@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::metrics::Metrics;
 use super::store::{
     Agent, Enrolment, EnrolmentRefusal, NewAgent, NewAuditEntry, RunInsert, Store, StoreError,
     TokenHash,
@@ -35,6 +36,8 @@ pub struct AgentApi {
     pub store: Store,
     pub policy: Arc<RwLock<Arc<Policy>>>,
     pub clock: Arc<dyn Clock>,
+    /// Run-ingest counters (see `metrics`).
+    pub metrics: Metrics,
     /// Assignments by host, for the policy digest they were made from.
     assignments: Arc<Mutex<HashMap<String, CachedAssignment>>>,
 }
@@ -51,8 +54,15 @@ impl AgentApi {
             store,
             policy,
             clock,
+            metrics: Metrics::new(),
             assignments: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// Counts run ingest into `metrics` (shared with `/metrics`).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn router(self) -> axum::Router {
@@ -430,5 +440,11 @@ async fn runs(
             }
         }
     }
+    let duplicates = answer.duplicates.len() as u64;
+    api.metrics.runs_received(
+        (answer.accepted.len() as u64).saturating_sub(duplicates),
+        duplicates,
+        answer.rejected.len() as u64,
+    );
     Json(answer).into_response()
 }

@@ -7,6 +7,8 @@
 pub mod agent_api;
 pub mod auth;
 pub mod config;
+pub mod metrics;
 pub mod people_api;
 pub mod server;
 pub mod store;
+pub mod sweep;

@@ -12,8 +12,10 @@ use axum::routing::get;
 use super::agent_api::AgentApi;
 use super::config::CoordinatorConfig;
 use super::auth;
+use super::metrics::{self, Metrics, MetricsState};
 use super::people_api::{self, EnrolmentTokenError, PeopleApi, issue_enrolment_token};
 use super::store::{NewAuditEntry, Role, Store, StoreError};
+use super::sweep::{SweepConfig, Sweeper};
 use crate::clock::Clock;
 use crate::exit::Exit;
 use crate::policy::{self, Policy};
@@ -98,11 +100,32 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
             }
         });
     }
+    // The assessment sweep runs where the store lease is held; /metrics reads its latest view.
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let (sweeper, sweep) = Sweeper::new(
+        store.clone(),
+        policy.clone(),
+        clock.clone(),
+        SweepConfig::default(),
+    );
+    let sweeping = tokio::spawn(sweeper.run(async move {
+        let _ = shutdown_rx.wait_for(|stop| *stop).await;
+    }));
+    let metrics = Metrics::new();
+    let metrics_state = Arc::new(MetricsState {
+        metrics: metrics.clone(),
+        sweep,
+    });
     let ready_store = store.clone();
     let people = people_api::router(PeopleApi::new(store.clone(), policy.clone(), clock.clone()));
     let app = AgentApi::new(store.clone(), policy, clock)
+        .with_metrics(metrics.clone())
         .router()
         .merge(people)
+        .route(
+            metrics::METRICS_PATH,
+            get(metrics::serve).with_state(metrics_state),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -115,7 +138,8 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
                     }
                 }
             }),
-        );
+        )
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| CoordinatorError::Io {
@@ -144,6 +168,8 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
             context: "the HTTP server failed".into(),
             source,
         })?;
+    shutdown_tx.send_replace(true);
+    let _ = sweeping.await;
     store.close().await;
     tracing::info!("coordinator stopped");
     Ok(Exit::Ok)
