@@ -293,3 +293,97 @@ pub async fn track(State(metrics): State<Metrics>, request: Request, next: Next)
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assess::{FleetSummary, Status};
+    use crate::coordinator::sweep::SystemFigures;
+    use std::time::Duration;
+
+    fn view() -> FleetView {
+        let t1 = "T1".parse().unwrap();
+        let mut site = FleetSummary {
+            scenario: Scenario::SiteLoss,
+            tiers: Default::default(),
+            total: StatusCounts::default(),
+        };
+        site.add(&t1, Status::Compliant);
+        site.add(&t1, Status::Breached);
+        FleetView {
+            assessed_at: "2026-03-01T12:00:00Z".parse().unwrap(),
+            took: Duration::from_millis(250),
+            assess_took: Duration::from_millis(125),
+            policy_digest: "d".into(),
+            agents: 3,
+            agents_offline: 1,
+            systems: 2,
+            summaries: vec![site],
+            figures: vec![
+                SystemFigures {
+                    system: "fin".parse().unwrap(),
+                    tier: t1.clone(),
+                    status: [Status::Compliant; 3],
+                    exposure_seconds: [Some(60.0), Some(3600.0), None],
+                },
+                SystemFigures {
+                    system: "hr".parse().unwrap(),
+                    tier: t1,
+                    status: [Status::Breached; 3],
+                    exposure_seconds: [None; 3],
+                },
+            ],
+            runs_ingested: 10,
+            runs_unusable: 0,
+        }
+    }
+
+    fn has(text: &str, line: &str) -> bool {
+        text.lines().any(|l| l == line)
+    }
+
+    #[test]
+    fn renders_counters_latency_and_the_fleet_view() {
+        let m = Metrics::new();
+        m.runs_received(5, 2, 1);
+        m.runs_received(1, 0, 0);
+        m.observe_request("/api/v1/agents/runs", "POST", 200, 0.003);
+        let text = m.render(Some(&view()));
+        for line in [
+            "lifeboat_run_records_total{result=\"accepted\"} 6",
+            "lifeboat_run_records_total{result=\"duplicate\"} 2",
+            "lifeboat_run_records_total{result=\"rejected\"} 1",
+            "lifeboat_http_request_duration_seconds_count{route=\"/api/v1/agents/runs\",method=\"POST\",status=\"200\"} 1",
+            "lifeboat_http_request_duration_seconds_bucket{le=\"0.004\",route=\"/api/v1/agents/runs\",method=\"POST\",status=\"200\"} 1",
+            "lifeboat_fleet_agents 3",
+            "lifeboat_fleet_agents_offline 1",
+            "lifeboat_fleet_systems 2",
+            "lifeboat_compliance_systems{scenario=\"site-loss\",tier=\"T1\",status=\"compliant\"} 1",
+            "lifeboat_compliance_systems{scenario=\"site-loss\",tier=\"T1\",status=\"breached\"} 1",
+            "lifeboat_compliance_systems{scenario=\"site-loss\",tier=\"T1\",status=\"no-evidence\"} 0",
+            "lifeboat_rpo_exposure_seconds{system=\"fin\",tier=\"T1\",scenario=\"site-loss\"} 3600.0",
+            "lifeboat_sweep_duration_seconds 0.25",
+            "lifeboat_sweep_assess_duration_seconds 0.125",
+            "lifeboat_sweep_last_timestamp_seconds 1772366400.0",
+        ] {
+            assert!(has(&text, line), "missing {line:?} in:\n{text}");
+        }
+        // An unbounded exposure is absent, not a made-up number.
+        assert!(!text.contains("system=\"hr\""), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn before_the_first_sweep_only_counters_are_rendered() {
+        let text = Metrics::new().render(None);
+        assert!(!text.contains("lifeboat_fleet_systems"), "{text}");
+        assert!(
+            !text.contains("lifeboat_sweep_last_timestamp_seconds"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE lifeboat_run_records counter"),
+            "{text}"
+        );
+    }
+}

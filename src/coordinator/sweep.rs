@@ -397,3 +397,232 @@ fn assess(
         runs_unusable: evidence.unusable,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Heartbeat;
+    use crate::coordinator::store::{Enrolment, EnrolmentToken, NewAgent, TokenHash};
+    use crate::run::{Outcome, RepoResult, RunKind, RunRecord};
+    use crate::secret::Secret;
+
+    struct Fixed(Timestamp);
+    impl Clock for Fixed {
+        fn now(&self) -> Timestamp {
+            self.0
+        }
+    }
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// A store in a temporary directory, the simulated fleet's policy (2 hosts × 3 systems:
+    /// T1, T2, T3 each) and the enrolled agent of `sim-00001`.
+    async fn fixture() -> (
+        tempfile::TempDir,
+        Store,
+        Arc<RwLock<Arc<Policy>>>,
+        uuid::Uuid,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in crate::sim::policy::files(2, 3) {
+            let path = dir.path().join("policies").join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let policy = crate::policy::load_dir(&dir.path().join("policies")).unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let token = Secret::new("lbe-test-token".to_string());
+        let now = t("2026-03-01T00:00:00Z");
+        store
+            .create_enrolment_token(&EnrolmentToken {
+                hash: TokenHash::of(&token),
+                host: "sim-00001".into(),
+                site: "sim-branch".into(),
+                created_by: "test".into(),
+                created_at: now,
+                expires_at: t("2026-03-02T00:00:00Z"),
+                used_at: None,
+                used_by: None,
+            })
+            .await
+            .unwrap();
+        let agent = NewAgent {
+            id: uuid::Uuid::new_v4(),
+            token_hash: TokenHash::of(&Secret::new("agent-token".to_string())),
+            version: "test".into(),
+        };
+        let Enrolment::Enrolled(a) = store
+            .enrol_agent(&TokenHash::of(&token), &agent, now)
+            .await
+            .unwrap()
+        else {
+            panic!("not enrolled");
+        };
+        (dir, store, Arc::new(RwLock::new(Arc::new(policy))), a.id)
+    }
+
+    /// A successful backup of `system` captured at `cap`, at the local repository and, when
+    /// `offsite`, at the off-site one too.
+    fn backup(system: &str, id: &str, cap: &str, offsite: bool) -> RunRecord {
+        let cap = t(cap);
+        let done = cap + SignedDuration::from_mins(10);
+        let mut r = RunRecord::start(RunKind::Backup, id.into(), "sim-00001".into(), cap);
+        r.system = Some(system.into());
+        r.capture_time = Some(cap);
+        r.finished_at = done;
+        r.snapshot_id = Some(format!("snap-{id}"));
+        r.outcome = Outcome::Success;
+        let repos: &[&str] = if offsite {
+            &["sim-local", "sim-offsite"]
+        } else {
+            &["sim-local"]
+        };
+        r.repositories = repos
+            .iter()
+            .map(|repo| RepoResult {
+                repository: (*repo).into(),
+                location: if *repo == "sim-local" {
+                    "local"
+                } else {
+                    "remote"
+                }
+                .into(),
+                immutable: false,
+                outcome: Outcome::Success,
+                available_at: Some(done),
+                snapshots: vec![format!("snap-{id}")],
+                bytes_added: 1,
+                seconds: 1.0,
+                error: None,
+            })
+            .collect();
+        r
+    }
+
+    use jiff::SignedDuration;
+
+    fn config() -> SweepConfig {
+        SweepConfig {
+            // Small batches, so that the incremental reading crosses batch boundaries.
+            batch: 2,
+            ..SweepConfig::default()
+        }
+    }
+
+    fn site_loss(view: &FleetView, system: &str) -> (Status, Option<f64>) {
+        let f = view
+            .figures
+            .iter()
+            .find(|f| f.system.as_str() == system)
+            .unwrap();
+        let i = Scenario::SiteLoss.index();
+        (f.status[i], f.exposure_seconds[i])
+    }
+
+    #[tokio::test]
+    async fn the_lease_holder_ingests_new_runs_incrementally_and_publishes_the_view() {
+        let (_dir, store, policy, agent) = fixture().await;
+        let now = t("2026-03-01T12:00:00Z");
+        let (mut sweeper, handle) =
+            Sweeper::new(store.clone(), policy, Arc::new(Fixed(now)), config());
+        assert!(handle.latest().is_none());
+        let received = t("2026-03-01T11:00:00Z");
+        for (seq, r) in [
+            backup("sim-00001-s1", "r1", "2026-03-01T02:00:00Z", true),
+            backup("sim-00001-s1", "r2", "2026-03-01T06:00:00Z", false),
+            backup("sim-00001-s2", "r3", "2026-03-01T06:00:00Z", true),
+        ]
+        .iter()
+        .enumerate()
+        {
+            store
+                .insert_run(agent, seq as u64, r, received)
+                .await
+                .unwrap();
+        }
+        store
+            .record_heartbeat(
+                agent,
+                t("2026-03-01T11:59:00Z"),
+                SignedDuration::ZERO,
+                &Heartbeat {
+                    host: "sim-00001".into(),
+                    version: "test".into(),
+                    sent_at: t("2026-03-01T11:59:00Z"),
+                    spool: Default::default(),
+                    assignment_digest: None,
+                    systems: Vec::new(),
+                },
+            )
+            .await
+            .unwrap();
+
+        let first = sweeper.tick().await.unwrap().unwrap();
+        assert!(sweeper.holds_lease());
+        assert_eq!(handle.latest().unwrap().assessed_at, now);
+        assert_eq!((first.systems, first.runs_ingested), (6, 3));
+        assert_eq!((first.agents, first.agents_offline), (1, 0));
+        // s1 (T1, 4 h): the newest off-site copy was captured at 02:00, 10 h ago.
+        assert_eq!(
+            site_loss(&first, "sim-00001-s1"),
+            (Status::Breached, Some(36_000.0))
+        );
+        // s2 (T2, 24 h): captured at 06:00 and copied off site.
+        assert_eq!(
+            site_loss(&first, "sim-00001-s2"),
+            (Status::Compliant, Some(21_600.0))
+        );
+        let t1 = &first.summary(Scenario::SiteLoss).unwrap().tiers;
+        assert_eq!(t1.values().map(|c| c.total()).sum::<u32>(), 6);
+        assert_eq!(t1[&"T3".parse::<TierId>().unwrap()].no_evidence, 2);
+
+        // Only the new record is read: s1 now has an off-site copy from 11:00.
+        store
+            .insert_run(
+                agent,
+                4,
+                &backup("sim-00001-s1", "r4", "2026-03-01T11:00:00Z", true),
+                received,
+            )
+            .await
+            .unwrap();
+        let second = sweeper.tick().await.unwrap().unwrap();
+        assert_eq!(second.runs_ingested, 4);
+        assert_eq!(
+            site_loss(&second, "sim-00001-s1"),
+            (Status::Compliant, Some(3_600.0))
+        );
+        // Nothing new: nothing ingested twice.
+        let third = sweeper.tick().await.unwrap().unwrap();
+        assert_eq!(third.runs_ingested, 4);
+    }
+
+    #[tokio::test]
+    async fn a_replica_without_the_lease_does_not_sweep_until_it_is_free() {
+        let (_dir, store, policy, agent) = fixture().await;
+        store
+            .insert_run(
+                agent,
+                1,
+                &backup("sim-00001-s1", "r1", "2026-03-01T02:00:00Z", true),
+                t("2026-03-01T03:00:00Z"),
+            )
+            .await
+            .unwrap();
+        let other = store.try_acquire_lease(LEASE).await.unwrap().unwrap();
+        let clock = Arc::new(Fixed(t("2026-03-01T04:00:00Z")));
+        let (mut sweeper, handle) = Sweeper::new(store.clone(), policy, clock, config());
+        assert!(sweeper.tick().await.unwrap().is_none());
+        assert!(!sweeper.holds_lease());
+        assert!(handle.latest().is_none());
+        // The holder goes away: this replica takes over.
+        drop(other);
+        let view = sweeper.tick().await.unwrap().unwrap();
+        assert!(sweeper.holds_lease());
+        assert_eq!(view.runs_ingested, 1);
+        assert!(handle.latest().is_some());
+    }
+}
