@@ -375,14 +375,16 @@ mod tests {
 
     #[test]
     fn before_the_first_sweep_only_counters_are_rendered() {
-        let text = Metrics::new().render(None);
+        let m = Metrics::new();
+        m.runs_received(1, 0, 0);
+        let text = m.render(None);
         assert!(!text.contains("lifeboat_fleet_systems"), "{text}");
         assert!(
             !text.contains("lifeboat_sweep_last_timestamp_seconds"),
             "{text}"
         );
         assert!(
-            text.contains("# TYPE lifeboat_run_records counter"),
+            has(&text, "lifeboat_run_records_total{result=\"accepted\"} 1"),
             "{text}"
         );
     }
