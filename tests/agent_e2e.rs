@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::standin::{ReceivedRun, StandIn};
-use common::{Garage, XorShift, lifeboat, make_dataset};
+use common::{Garage, XorShift, free_port, http, lifeboat, make_dataset, wait_until};
 use lifeboat::run::{Outcome, RunKind};
 use serde_json::Value;
 
@@ -317,17 +317,6 @@ fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     }
 }
 
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `wait_until` that, on timeout, shows the agent's log and what the coordinator received.
 fn wait_or_dump(
     limit: Duration,
@@ -400,14 +389,6 @@ fn http_get(port: u16, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -1107,22 +1088,6 @@ fn backup_now_from_the_coordinator_runs_at_once_outside_the_schedule() {
 }
 
 /// A plain HTTP request on loopback: (status code, body).
-fn http(port: u16, method: &str, path: &str, bearer: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (code, body)
-}
-
 #[test]
 fn the_agent_enrols_with_the_real_coordinator_and_its_records_are_stored_once() {
     use lifeboat::coordinator::store::{AuditFilter, Page, Store};

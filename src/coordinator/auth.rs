@@ -397,7 +397,12 @@ impl Auth {
                     TokenOwner::User(user) => Ok((user, Credential::ApiToken(hash.clone()))),
                     TokenOwner::Agent(_) => Err("an agent's token"),
                 },
-                None => Err("unknown or expired token"),
+                // Agents' own tokens live with the agents; name them in the audit entry.
+                None => match self.store.agent_by_token(&hash).await {
+                    Ok(Some(_)) => Err("an agent's token"),
+                    Ok(None) => Err("unknown or expired token"),
+                    Err(e) => return Err(Failure::store(e)),
+                },
             },
         };
         let refused = match found {

@@ -138,12 +138,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 }
 
 fn json_rejection(e: &JsonRejection) -> Failure {
-    let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ErrorCode::TooLarge
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Failure::new(e.status(), ErrorCode::TooLarge, e.body_text())
     } else {
-        ErrorCode::BadRequest
-    };
-    Failure::new(e.status(), code, e.body_text())
+        Failure::bad_request(e.body_text())
+    }
 }
 
 fn query_rejection(e: &QueryRejection) -> Failure {

@@ -2,7 +2,8 @@
 //!
 //! * [`Garage`]: a throw-away single-node garage S3 server on 127.0.0.1 (install it with
 //!   `./tests/run.sh`, which sets `LIFEBOAT_GARAGE_BIN`).
-//! * [`lifeboat`]: a `Command` for the lifeboat binary under test.
+//! * [`lifeboat`]: a `Command` for the lifeboat binary under test; [`http`]: one plain HTTP/1.1
+//!   request to 127.0.0.1 with a bearer token (the coordinator's API).
 //! * [`restic_bin`]: the restic binary, for interop checks.
 //! * [`make_dataset`], [`tree_digest`], [`assert_same_tree`]: deterministic test data and
 //!   byte-identical tree comparison.
@@ -442,6 +443,45 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     // "HTTP/1.1 200 OK"
     let line = std::str::from_utf8(&head[..len]).ok()?;
     line.strip_prefix("HTTP/1.")?.get(2..5)?.parse().ok()
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `done` every 100 ms; panics after `limit`, naming `what` it waited for.
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A request to 127.0.0.1:port with `Authorization: Bearer <bearer>` and a JSON `body`; returns
+/// the status code (0 when there is no HTTP answer) and the response body.
+pub fn http(port: u16, method: &str, path: &str, bearer: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (code, body)
 }
 
 // ---------------------------------------------------------------------------------------------
