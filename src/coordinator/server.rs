@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use super::agent_api::AgentApi;
-use super::config::CoordinatorConfig;
 use super::auth;
+use super::config::CoordinatorConfig;
 use super::metrics::{self, Metrics, MetricsState};
 use super::people_api::{self, EnrolmentTokenError, PeopleApi, issue_enrolment_token};
 use super::store::{NewAuditEntry, Role, Store, StoreError};
@@ -139,7 +139,10 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
                 }
             }),
         )
-        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track));
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| CoordinatorError::Io {
