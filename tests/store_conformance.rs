@@ -194,6 +194,7 @@ macro_rules! conformance {
 conformance!(
     opens_with_migrations_once_and_keeps_data,
     run_insert_is_idempotent_per_agent,
+    run_batches_answer_per_record_in_one_transaction,
     runs_are_ordered_and_paged,
     enrolment_token_is_consumed_exactly_once,
     enrolment_refusals,
@@ -372,6 +373,51 @@ async fn run_insert_is_idempotent_per_agent(h: Harness) {
         "{too_big:?}"
     );
     assert_eq!(s.count_runs(None).await.unwrap(), 2);
+}
+
+async fn run_batches_answer_per_record_in_one_transaction(h: Harness) {
+    let s = &h.store;
+    let a = enrolled(s, "lf-srv-01", "token-a").await;
+    let r1 = record("run-1", "linfen-finance", 0, 10);
+    let r2 = record("run-2", "linfen-finance", 10, 20);
+    let at = t0_plus(21);
+    assert_eq!(
+        s.insert_runs(a.id, &[(1, &r1)], at).await.unwrap(),
+        vec![RunInsert::Inserted]
+    );
+    let mut changed = r1.clone();
+    changed.outcome = Outcome::Failed;
+    let r3 = record("run-3", "linfen-finance", 20, 30);
+    // A duplicate, a new record, a conflict and another new one, answered in order.
+    let answers = s
+        .insert_runs(a.id, &[(1, &r1), (2, &r2), (3, &changed), (4, &r3)], at)
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        vec![
+            RunInsert::Duplicate,
+            RunInsert::Inserted,
+            RunInsert::Conflict,
+            RunInsert::Inserted
+        ]
+    );
+    assert_eq!(s.count_runs(None).await.unwrap(), 3);
+    // A batch that fails part-way stores nothing of it.
+    let r4 = record("run-4", "linfen-finance", 30, 40);
+    let failed = s
+        .insert_runs(
+            a.id,
+            &[(5, &r4), (u64::MAX, &record("run-5", "s", 0, 1))],
+            at,
+        )
+        .await;
+    assert!(matches!(failed, Err(StoreError::Invalid(_))), "{failed:?}");
+    assert_eq!(s.count_runs(None).await.unwrap(), 3);
+    let unknown = s.insert_runs(Uuid::new_v4(), &[(1, &r4)], at).await;
+    assert!(unknown.is_err(), "{unknown:?}");
+    assert_eq!(s.count_runs(None).await.unwrap(), 3);
+    assert!(s.insert_runs(a.id, &[], at).await.unwrap().is_empty());
 }
 
 async fn runs_are_ordered_and_paged(h: Harness) {

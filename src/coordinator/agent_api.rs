@@ -362,16 +362,9 @@ async fn runs(
         duplicates: Vec::new(),
         rejected: Vec::new(),
     };
-    let mut stop: Option<String> = None;
+    // First the checks that need no database; then every valid record in one transaction.
+    let mut valid = Vec::with_capacity(batch.records.len());
     for env in &batch.records {
-        if let Some(reason) = &stop {
-            answer.rejected.push(Rejection {
-                key: env.key.clone(),
-                code: RejectCode::Retry,
-                reason: reason.clone(),
-            });
-            continue;
-        }
         if env.key != env.record.run_id || env.key.is_empty() {
             answer.rejected.push(Rejection {
                 key: env.key.clone(),
@@ -403,40 +396,41 @@ async fn runs(
             });
             continue;
         }
-        match api
-            .store
-            .insert_run(agent.id, env.seq, &env.record, now)
-            .await
-        {
-            Ok(RunInsert::Inserted) => answer.accepted.push(env.key.clone()),
-            Ok(RunInsert::Duplicate) => {
-                answer.accepted.push(env.key.clone());
-                answer.duplicates.push(env.key.clone());
+        valid.push(env);
+    }
+    let rows: Vec<(u64, &crate::run::RunRecord)> =
+        valid.iter().map(|env| (env.seq, &env.record)).collect();
+    match api.store.insert_runs(agent.id, &rows, now).await {
+        Ok(results) => {
+            for (env, result) in valid.iter().zip(results) {
+                match result {
+                    RunInsert::Inserted => answer.accepted.push(env.key.clone()),
+                    RunInsert::Duplicate => {
+                        answer.accepted.push(env.key.clone());
+                        answer.duplicates.push(env.key.clone());
+                    }
+                    RunInsert::Conflict => answer.rejected.push(Rejection {
+                        key: env.key.clone(),
+                        code: RejectCode::Malformed,
+                        reason: "a different record is stored under this run id".into(),
+                    }),
+                }
             }
-            Ok(RunInsert::Conflict) => answer.rejected.push(Rejection {
-                key: env.key.clone(),
-                code: RejectCode::Malformed,
-                reason: "a different record is stored under this run id".into(),
-            }),
-            Err(e) if e.is_unavailable() => {
-                // Keep the order: this record and every later one are retried.
-                let reason = "the coordinator's database is unavailable; retry later".to_string();
+        }
+        Err(e) => {
+            // Nothing of the batch was stored: every valid record is retried, in order.
+            let reason = if e.is_unavailable() {
+                "the coordinator's database is unavailable; retry later".to_string()
+            } else {
+                tracing::error!("cannot store run records: {e}");
+                "the coordinator cannot store the records now; retry later".to_string()
+            };
+            for env in &valid {
                 answer.rejected.push(Rejection {
                     key: env.key.clone(),
                     code: RejectCode::Retry,
                     reason: reason.clone(),
                 });
-                stop = Some(reason);
-            }
-            Err(e) => {
-                let reason = format!("cannot store the record: {e}");
-                tracing::error!("{reason}");
-                answer.rejected.push(Rejection {
-                    key: env.key.clone(),
-                    code: RejectCode::Retry,
-                    reason: reason.clone(),
-                });
-                stop = Some(reason);
             }
         }
     }

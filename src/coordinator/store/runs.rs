@@ -96,6 +96,81 @@ impl Store {
         }
     }
 
+    /// Stores a batch of records of `agent` (`(seq, record)` pairs) in ONE transaction, in
+    /// order, with the same per-record answers as [`Store::insert_run`]. One write transaction
+    /// per batch instead of per record: on SQLite, where writers queue for a single lock, this
+    /// is what makes ingest scale. Any error rolls the whole batch back (retry it whole).
+    pub async fn insert_runs(
+        &self,
+        agent: Uuid,
+        batch: &[(u64, &RunRecord)],
+        received_at: Timestamp,
+    ) -> Result<Vec<RunInsert>, StoreError> {
+        let agent_id = agent.to_string();
+        let mut rows = Vec::with_capacity(batch.len());
+        for (seq, record) in batch {
+            let seq = i64::try_from(*seq).map_err(|_| {
+                StoreError::Invalid(format!("run sequence number {seq} is too large"))
+            })?;
+            rows.push((
+                seq,
+                wire_name(&record.kind)?,
+                wire_name(&record.outcome)?,
+                *record,
+            ));
+        }
+        let answers: Vec<RunInsert> = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut answers = Vec::with_capacity(rows.len());
+            for (seq, kind, outcome, record) in &rows {
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO runs (agent_id, run_key, seq, system, host, kind, outcome,
+                                       started_at, finished_at, capture_time, received_at, record)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                     ON CONFLICT (agent_id, run_key) DO NOTHING
+                     RETURNING id",
+                )
+                .bind(&agent_id)
+                .bind(&record.run_id)
+                .bind(*seq)
+                .bind(record.system.as_deref())
+                .bind(&record.host)
+                .bind(kind)
+                .bind(outcome)
+                .bind(micros(record.started_at))
+                .bind(micros(record.finished_at))
+                .bind(record.capture_time.map(micros))
+                .bind(micros(received_at))
+                .bind(Json(*record))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if inserted.is_some() {
+                    answers.push(RunInsert::Inserted);
+                    continue;
+                }
+                let stored: Option<Json<RunRecord>> = sqlx::query_scalar(
+                    "SELECT record FROM runs WHERE agent_id = $1 AND run_key = $2",
+                )
+                .bind(&agent_id)
+                .bind(&record.run_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                answers.push(match stored {
+                    Some(Json(stored)) if stored == **record => RunInsert::Duplicate,
+                    Some(_) => RunInsert::Conflict,
+                    None => {
+                        return Err(StoreError::Other(
+                            "a run key was taken but its record cannot be found".into(),
+                        ));
+                    }
+                });
+            }
+            tx.commit().await?;
+            answers
+        });
+        Ok(answers)
+    }
+
     /// Runs of `system`, newest first (by `started_at`, then insertion order).
     pub async fn runs_of_system(
         &self,
