@@ -36,6 +36,20 @@ struct Schedules {
     forget: &'static str,
 }
 
+impl Schedules {
+    /// Backups (and copies, when given) on a fast schedule; checks, read-data and retention at
+    /// night, out of the test's way.
+    fn frequent(backup: &'static str, copy: &'static str) -> Schedules {
+        Schedules {
+            backup,
+            copy,
+            check: "0 0 3 * * *",
+            read_data: "0 0 4 * * *",
+            forget: "0 0 5 * * *",
+        }
+    }
+}
+
 const FAST: Schedules = Schedules {
     backup: "*/5 * * * * *",
     copy: "*/6 * * * * *",
@@ -132,6 +146,15 @@ retention = {{ keep-last = 3 }}
             secrets,
             policy,
         }
+    }
+
+    /// A local-only site whose agent takes its policy from a stand-in coordinator.
+    fn served(schedules: &Schedules) -> (Site, StandIn) {
+        let site = Site::new(None, "", schedules);
+        let standin = StandIn::start();
+        standin.set_assignment(&[("policy.toml", site.policy.as_str())]);
+        site.configure(Some(&standin.url()), "");
+        (site, standin)
     }
 
     fn root(&self) -> &Path {
@@ -581,13 +604,7 @@ fn big_file(dir: &Path, mib: usize) {
 #[test]
 fn kill_9_mid_backup_and_mid_copy_then_restart_loses_nothing() {
     let garage = Garage::start();
-    let slow = Schedules {
-        backup: "*/2 * * * * *",
-        copy: "*/2 * * * * *",
-        check: "0 0 3 * * *",
-        read_data: "0 0 4 * * *",
-        forget: "0 0 5 * * *",
-    };
+    let slow = Schedules::frequent("*/2 * * * * *", "*/2 * * * * *");
     let site = Site::new(Some(&garage), "agent-e2e-kill", &slow);
     big_file(&site.root().join("src"), 400);
     let standin = StandIn::start();
@@ -690,17 +707,8 @@ fn kill_9_mid_backup_and_mid_copy_then_restart_loses_nothing() {
 
 #[test]
 fn records_survive_a_coordinator_down_for_many_runs_and_arrive_once_in_order() {
-    let fast = Schedules {
-        backup: "* * * * * *",
-        copy: "* * * * * *",
-        check: "0 0 3 * * *",
-        read_data: "0 0 4 * * *",
-        forget: "0 0 5 * * *",
-    };
-    let site = Site::new(None, "", &fast);
-    let mut standin = StandIn::start();
-    standin.set_assignment(&[("policy.toml", site.policy.as_str())]);
-    site.configure(Some(&standin.url()), "");
+    let fast = Schedules::frequent("* * * * * *", "* * * * * *");
+    let (site, mut standin) = Site::served(&fast);
     let mut agent = site.spawn(1);
     wait_until(Duration::from_secs(60), "a first delivered backup", || {
         !standin.received().is_empty()
@@ -748,17 +756,8 @@ fn records_survive_a_coordinator_down_for_many_runs_and_arrive_once_in_order() {
 
 #[test]
 fn a_new_assignment_from_the_coordinator_takes_effect_without_a_restart() {
-    let slow = Schedules {
-        backup: "*/2 * * * * *",
-        copy: "",
-        check: "0 0 3 * * *",
-        read_data: "0 0 4 * * *",
-        forget: "0 0 5 * * *",
-    };
-    let site = Site::new(None, "", &slow);
-    let standin = StandIn::start();
-    standin.set_assignment(&[("policy.toml", site.policy.as_str())]);
-    site.configure(Some(&standin.url()), "");
+    let slow = Schedules::frequent("*/2 * * * * *", "");
+    let (site, standin) = Site::served(&slow);
     let mut agent = site.spawn(1);
     wait_or_dump(
         Duration::from_secs(60),
@@ -849,13 +848,7 @@ fn a_new_assignment_from_the_coordinator_takes_effect_without_a_restart() {
 
 #[test]
 fn bad_input_gives_one_clear_error_and_the_agent_keeps_its_last_good_policy() {
-    let schedules = Schedules {
-        backup: "*/2 * * * * *",
-        copy: "",
-        check: "0 0 3 * * *",
-        read_data: "0 0 4 * * *",
-        forget: "0 0 5 * * *",
-    };
+    let schedules = Schedules::frequent("*/2 * * * * *", "");
     let site = Site::new(None, "", &schedules);
 
     // A misspelt key in agent.toml: exit 3, file, line and key named.
@@ -970,13 +963,7 @@ fn the_systemd_unit_is_valid_and_hardened() {
 
 #[test]
 fn sigterm_gives_a_running_backup_its_grace_then_records_it_as_aborted() {
-    let schedules = Schedules {
-        backup: "*/2 * * * * *",
-        copy: "",
-        check: "0 0 3 * * *",
-        read_data: "0 0 4 * * *",
-        forget: "0 0 5 * * *",
-    };
+    let schedules = Schedules::frequent("*/2 * * * * *", "");
     let site = Site::new(None, "", &schedules);
     big_file(&site.root().join("src"), 600);
     let standin = StandIn::start();
@@ -1041,17 +1028,8 @@ fn backup_now_from_the_coordinator_runs_at_once_outside_the_schedule() {
     if to_hour < 120 {
         std::thread::sleep(Duration::from_secs(to_hour as u64 + 5));
     }
-    let daily = Schedules {
-        backup: "0 0 * * * *",
-        copy: "",
-        check: "0 0 3 * * *",
-        read_data: "0 0 4 * * *",
-        forget: "0 0 5 * * *",
-    };
-    let site = Site::new(None, "", &daily);
-    let standin = StandIn::start();
-    standin.set_assignment(&[("policy.toml", site.policy.as_str())]);
-    site.configure(Some(&standin.url()), "");
+    let daily = Schedules::frequent("0 0 * * * *", "");
+    let (site, standin) = Site::served(&daily);
     let mut agent = site.spawn(1);
     // A new system's first backup runs at once; the next slot is minutes away.
     wait_or_dump(

@@ -20,7 +20,7 @@ use super::assignment::{self, Assignment};
 use super::client::CoordinatorClient;
 use super::config::AgentConfig;
 use super::metrics::{self, MetricsView};
-use super::runner::{self, JobOrder};
+use super::runner::{self, JobOrder, kind_of};
 use super::schedule::{self, DueJob, PlanOptions};
 use super::spool::{Spool, SpoolLimits};
 use super::state::AgentState;
@@ -31,7 +31,7 @@ use crate::engine::progress::Bars;
 use crate::engine::repo::StateDir;
 use crate::engine::throttle::LinkGate;
 use crate::policy::{JobKind, Location, Policy};
-use crate::run::{Outcome, RunError, RunKind, RunRecord};
+use crate::run::{Outcome, RunError, RunRecord};
 
 /// State shared between the loop, the background tasks and the metrics endpoint.
 pub(crate) struct Shared {
@@ -709,15 +709,6 @@ impl Agent {
                 now,
             })
         })
-    }
-}
-
-fn kind_of(job: JobKind) -> RunKind {
-    match job {
-        JobKind::Backup => RunKind::Backup,
-        JobKind::Copy => RunKind::Copy,
-        JobKind::Check | JobKind::ReadData => RunKind::Check,
-        JobKind::Forget => RunKind::Forget,
     }
 }
 

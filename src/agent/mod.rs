@@ -341,12 +341,7 @@ impl HeartbeatInfo {
                         .get(s.id.as_str())
                         .map(|(job, at)| api::RunningJob {
                             run_id: String::new(),
-                            kind: match job {
-                                JobKind::Backup => crate::run::RunKind::Backup,
-                                JobKind::Copy => crate::run::RunKind::Copy,
-                                JobKind::Check | JobKind::ReadData => crate::run::RunKind::Check,
-                                JobKind::Forget => crate::run::RunKind::Forget,
-                            },
+                            kind: runner::kind_of(*job),
                             started_at: *at,
                         }),
                 });

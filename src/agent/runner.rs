@@ -152,7 +152,8 @@ async fn forget(engine: &Engine, system: &str) -> Result<Vec<RunRecord>, EngineE
     Ok(vec![record])
 }
 
-fn kind_of(job: JobKind) -> RunKind {
+/// The kind of run record a job produces (`read-data` is a deeper check).
+pub(super) fn kind_of(job: JobKind) -> RunKind {
     match job {
         JobKind::Backup => RunKind::Backup,
         JobKind::Copy => RunKind::Copy,

@@ -16,13 +16,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::auth::Failure;
 use super::metrics::Metrics;
 use super::store::{
-    Agent, Enrolment, EnrolmentRefusal, NewAgent, NewAuditEntry, RunInsert, Store, StoreError,
-    TokenHash,
+    Agent, Enrolment, EnrolmentRefusal, NewAgent, NewAuditEntry, RunInsert, Store, TokenHash,
 };
 use crate::api::{
-    ASSIGNMENT_PATH, ApiError, Assignment, AssignmentFile, ENROL_PATH, EnrolRequest, EnrolResponse,
+    ASSIGNMENT_PATH, Assignment, AssignmentFile, ENROL_PATH, EnrolRequest, EnrolResponse,
     ErrorCode, HEARTBEAT_PATH, Heartbeat, HeartbeatResponse, MAX_RUN_BATCH, PolicyFileName,
     RUNS_PATH, RejectCode, Rejection, RunBatch, RunBatchResponse, Token, etag, etag_matches,
 };
@@ -170,50 +170,6 @@ impl AgentApi {
                 ))
             }
         }
-    }
-}
-
-/// An error answer: status and [`ApiError`] body.
-#[derive(Debug)]
-struct Failure {
-    status: StatusCode,
-    body: ApiError,
-}
-
-impl Failure {
-    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Failure {
-            status,
-            body: ApiError::new(code, message),
-        }
-    }
-
-    fn internal(message: String) -> Self {
-        tracing::error!("internal error: {message}");
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Internal,
-            "internal error; see the coordinator's log",
-        )
-    }
-
-    fn store(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            tracing::warn!("database unavailable: {e}");
-            Failure::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-                "the coordinator's database is unavailable; retry later",
-            )
-        } else {
-            Failure::internal(e.to_string())
-        }
-    }
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
     }
 }
 
