@@ -333,6 +333,8 @@ mod tests {
                     exposure_seconds: [None; 3],
                 },
             ],
+            assessments: Vec::new(),
+            agent_health: Vec::new(),
             runs_ingested: 10,
             runs_unusable: 0,
         }

@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use super::store::{LeaseGuard, Page, Store, StoreError, StoredRun};
 use crate::assess::{
     AgentHealth, AgentStatus, Assessor, FleetSummary, HeartbeatSeen, Inventory, Scenario, Settings,
-    Status,
+    Status, SystemAssessment,
 };
 use crate::clock::Clock;
 use crate::policy::{Policy, SystemId, TierId};
@@ -93,6 +93,11 @@ pub struct FleetView {
     pub summaries: Vec<FleetSummary>,
     /// Every system of the policy, in id order.
     pub figures: Vec<SystemFigures>,
+    /// The full assessment of every system of the policy, in id order (same order as
+    /// `figures`): reasons, predicted breach, 3-2-1-1-0, integrity coverage.
+    pub assessments: Vec<SystemAssessment>,
+    /// Every enrolled, unrevoked agent's health at `assessed_at`, by host.
+    pub agent_health: Vec<AgentHealth>,
     /// Run records taken into the inventory since it was built, and those it could not use.
     pub runs_ingested: u64,
     pub runs_unusable: u64,
@@ -102,6 +107,22 @@ impl FleetView {
     /// The summary of one scenario.
     pub fn summary(&self, scenario: Scenario) -> Option<&FleetSummary> {
         self.summaries.iter().find(|s| s.scenario == scenario)
+    }
+
+    /// The assessment of one system, if the policy in force has it.
+    pub fn assessment(&self, system: &str) -> Option<&SystemAssessment> {
+        self.assessments
+            .binary_search_by(|a| a.system.as_str().cmp(system))
+            .ok()
+            .map(|i| &self.assessments[i])
+    }
+
+    /// The health of the agent on `host`, if one is enrolled.
+    pub fn agent(&self, host: &str) -> Option<&AgentHealth> {
+        self.agent_health
+            .binary_search_by(|a| a.host.as_str().cmp(host))
+            .ok()
+            .map(|i| &self.agent_health[i])
     }
 }
 
@@ -369,6 +390,7 @@ fn assess(
         .map(|s| FleetSummary::new(policy, *s))
         .collect();
     let mut figures = Vec::with_capacity(policy.systems.len());
+    let mut assessments = Vec::with_capacity(policy.systems.len());
     for a in assessor.all(now) {
         for (summary, rpo) in summaries.iter_mut().zip(a.rpo.iter()) {
             summary.add(&a.tier, rpo.status);
@@ -379,20 +401,27 @@ fn assess(
                 .rpo
                 .each_ref()
                 .map(|r| r.exposure.finite().map(|d| d.as_secs_f64())),
-            system: a.system,
-            tier: a.tier,
+            system: a.system.clone(),
+            tier: a.tier.clone(),
         });
+        assessments.push(a);
     }
+    // `Assessor::all` walks the policy in id order; the lookups above rely on it.
+    debug_assert!(assessments.is_sorted_by(|a, b| a.system <= b.system));
+    let mut agent_health: Vec<AgentHealth> = agents.into_values().collect();
+    agent_health.sort_by(|a, b| a.host.cmp(&b.host));
     FleetView {
         assessed_at: now,
         took: Duration::ZERO,
         assess_took: started.elapsed(),
         policy_digest: policy.digest.clone(),
-        agents: agents.len() as u64,
+        agents: agent_health.len() as u64,
         agents_offline,
         systems: figures.len() as u64,
         summaries,
         figures,
+        assessments,
+        agent_health,
         runs_ingested: evidence.ingested,
         runs_unusable: evidence.unusable,
     }
