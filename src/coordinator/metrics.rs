@@ -335,6 +335,7 @@ mod tests {
             ],
             assessments: Vec::new(),
             agent_health: Vec::new(),
+            failed_runs: Vec::new(),
             runs_ingested: 10,
             runs_unusable: 0,
         }

@@ -15,7 +15,7 @@
 //! blocking pool, so a sweep of a large fleet never stalls the HTTP handlers. The sweep reads the
 //! clock once per unit of work, through [`Clock`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -30,6 +30,7 @@ use crate::assess::{
 };
 use crate::clock::Clock;
 use crate::policy::{Policy, SystemId, TierId};
+use crate::run::{Outcome, RunError, RunKind, RunRecord};
 
 /// The store lease that makes one replica the sweeper.
 pub const LEASE: &str = "assessment-sweep";
@@ -74,6 +75,42 @@ pub struct SystemFigures {
     pub exposure_seconds: [Option<f64>; 3],
 }
 
+/// The latest run of one kind of one system (of a check: of one system at one repository), by
+/// `finished_at`, as the alerts read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestRun {
+    pub system: String,
+    pub kind: RunKind,
+    /// For a check, the repository it checked: checks of different repositories are separate.
+    pub repository: Option<String>,
+    pub run_id: String,
+    pub finished_at: Timestamp,
+    pub outcome: Outcome,
+    pub error: Option<RunError>,
+}
+
+impl LatestRun {
+    /// The record's latest-run line, for the kinds alerts look at (backup, copy, check, forget)
+    /// of a system.
+    fn of(record: &RunRecord) -> Option<LatestRun> {
+        let tracked = matches!(
+            record.kind,
+            RunKind::Backup | RunKind::Copy | RunKind::Check | RunKind::Forget
+        );
+        Some(LatestRun {
+            system: record.system.clone().filter(|_| tracked)?,
+            kind: record.kind,
+            repository: (record.kind == RunKind::Check)
+                .then(|| record.repositories.first().map(|r| r.repository.clone()))
+                .flatten(),
+            run_id: record.run_id.clone(),
+            finished_at: record.finished_at,
+            outcome: record.outcome,
+            error: record.error.clone(),
+        })
+    }
+}
+
 /// The published result of one sweep.
 #[derive(Debug, Clone)]
 pub struct FleetView {
@@ -98,6 +135,9 @@ pub struct FleetView {
     pub assessments: Vec<SystemAssessment>,
     /// Every enrolled, unrevoked agent's health at `assessed_at`, by host.
     pub agent_health: Vec<AgentHealth>,
+    /// The latest run of each system and kind (see [`LatestRun`]) whose outcome was not
+    /// success, by system, kind and repository.
+    pub failed_runs: Vec<LatestRun>,
     /// Run records taken into the inventory since it was built, and those it could not use.
     pub runs_ingested: u64,
     pub runs_unusable: u64,
@@ -153,6 +193,8 @@ struct Evidence {
     /// The policy the inventory was built against: records of systems unknown to it were
     /// dropped, so a new policy rebuilds the inventory from the first record.
     policy_digest: String,
+    /// The latest run per system, kind (`Debug` name) and checked repository.
+    latest: BTreeMap<(String, String, Option<String>), LatestRun>,
     ingested: u64,
     unusable: u64,
 }
@@ -163,6 +205,7 @@ impl Evidence {
             inventory: Inventory::new(),
             last_id: 0,
             policy_digest: policy_digest.to_string(),
+            latest: BTreeMap::new(),
             ingested: 0,
             unusable: 0,
         }
@@ -350,6 +393,20 @@ async fn blocking<T: Send + 'static>(
 fn ingest(evidence: &mut Evidence, runs: &[StoredRun], policy: &Policy) {
     for run in runs {
         evidence.last_id = evidence.last_id.max(run.id);
+        if let Some(latest) = LatestRun::of(&run.record) {
+            let key = (
+                latest.system.clone(),
+                format!("{:?}", latest.kind),
+                latest.repository.clone(),
+            );
+            // Records arrive in any order: the one that finished last stands.
+            match evidence.latest.get(&key) {
+                Some(known) if known.finished_at > latest.finished_at => {}
+                _ => {
+                    evidence.latest.insert(key, latest);
+                }
+            }
+        }
         match evidence.inventory.ingest(&run.record, policy) {
             Ok(()) => evidence.ingested += 1,
             Err(e) => {
@@ -422,6 +479,12 @@ fn assess(
         figures,
         assessments,
         agent_health,
+        failed_runs: evidence
+            .latest
+            .values()
+            .filter(|r| r.outcome != Outcome::Success)
+            .cloned()
+            .collect(),
         runs_ingested: evidence.ingested,
         runs_unusable: evidence.unusable,
     }

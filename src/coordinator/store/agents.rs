@@ -314,6 +314,32 @@ impl Store {
         .transpose()
     }
 
+    /// The latest heartbeat of every agent that is not revoked, with the agent's host (as
+    /// enrolled, not as the heartbeat claims it), ordered by host: one query for the whole fleet.
+    pub async fn latest_heartbeats(&self) -> Result<Vec<(String, StoredHeartbeat)>, StoreError> {
+        let rows: Vec<(String, String, i64, Json<Heartbeat>)> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT a.host, h.agent_id, h.received_at, h.heartbeat
+                 FROM agent_heartbeats h JOIN agents a ON a.id = h.agent_id
+                 WHERE a.revoked_at IS NULL ORDER BY a.host, h.agent_id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(host, agent_id, at, Json(heartbeat))| {
+                Ok((
+                    host,
+                    StoredHeartbeat {
+                        agent_id: parse_uuid(&agent_id)?,
+                        received_at: from_micros(at)?,
+                        heartbeat,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// The latest reported status of every system, ordered by system id.
     pub async fn system_statuses(&self) -> Result<Vec<StoredSystemStatus>, StoreError> {
         let rows: Vec<(String, String, i64, Json<SystemStatus>)> = with_pool!(self, |pool| {

@@ -1,9 +1,40 @@
 //! Alert state, one row per `(rule, subject)`, so that an alert is notified once when it starts
 //! firing and once when it resolves, whichever replica evaluates it. Deciding the state is the
-//! alerting module's job; this only remembers it.
+//! alerting module's job; this only remembers it, with what the alert said when it was last
+//! notified ([`AlertDetails`]) so that any replica can list alerts without evaluating them.
 
 use super::with_pool;
 use super::{AlertState, AlertStatus, Store, StoreError, from_micros, micros, opt_from_micros};
+
+/// What an alert said when it was last notified: its severity (`warning`, `critical`) and its
+/// one-line summary. Plain text to the store; the alerting module owns their meaning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertDetails {
+    pub severity: String,
+    pub summary: String,
+}
+
+type DetailedRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+fn detailed_from_row(row: DetailedRow) -> Result<(AlertState, Option<AlertDetails>), StoreError> {
+    let (rule, subject, state, since, last_notified_at, severity, summary) = row;
+    let details = match (severity, summary) {
+        (Some(severity), Some(summary)) => Some(AlertDetails { severity, summary }),
+        _ => None,
+    };
+    Ok((
+        alert_from_row((rule, subject, state, since, last_notified_at))?,
+        details,
+    ))
+}
 
 type AlertRow = (String, String, String, i64, Option<i64>);
 
@@ -74,5 +105,54 @@ impl Store {
             .await?
         });
         rows.into_iter().map(alert_from_row).collect()
+    }
+
+    /// Inserts or replaces the state of `(state.rule, state.subject)` and, when given, what the
+    /// alert said; without `details` the stored ones are kept.
+    pub async fn upsert_alert(
+        &self,
+        state: &AlertState,
+        details: Option<&AlertDetails>,
+    ) -> Result<(), StoreError> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO alert_state
+                     (rule, subject, state, since, last_notified_at, severity, summary)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (rule, subject) DO UPDATE
+                 SET state = excluded.state, since = excluded.since,
+                     last_notified_at = excluded.last_notified_at,
+                     severity = COALESCE(excluded.severity, alert_state.severity),
+                     summary = COALESCE(excluded.summary, alert_state.summary)",
+            )
+            .bind(&state.rule)
+            .bind(&state.subject)
+            .bind(state.state.as_str())
+            .bind(micros(state.since))
+            .bind(state.last_notified_at.map(micros))
+            .bind(details.map(|d| d.severity.as_str()))
+            .bind(details.map(|d| d.summary.as_str()))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Like [`Store::alert_states`], each with what it said when last notified (`None` for a
+    /// state written without details).
+    pub async fn alerts_with_details(
+        &self,
+        status: Option<AlertStatus>,
+    ) -> Result<Vec<(AlertState, Option<AlertDetails>)>, StoreError> {
+        let rows: Vec<DetailedRow> = with_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT rule, subject, state, since, last_notified_at, severity, summary
+                 FROM alert_state WHERE $1 IS NULL OR state = $1 ORDER BY rule, subject",
+            )
+            .bind(status.map(AlertStatus::as_str))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(detailed_from_row).collect()
     }
 }
