@@ -227,6 +227,9 @@ pub const AGENT_REVOKE_PATH: &str = "/api/v1/agents/{id}/revoke";
 /// `POST`: issues a one-time enrolment token for a host (shown once).
 pub const ENROLMENT_TOKENS_PATH: &str = "/api/v1/enrolment-tokens";
 
+/// `GET`: the alert states (`?state=firing|resolved`).
+pub const ALERTS_PATH: &str = "/api/v1/alerts";
+
 /// The HTTP methods the people API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -290,6 +293,7 @@ pub const ROLE_MATRIX: &[Rule] = &[
         ENROLMENT_TOKENS_PATH,
         Access::AtLeast(Role::Operator),
     ),
+    rule(Verb::Get, ALERTS_PATH, Access::AtLeast(Role::Viewer)),
     rule(Verb::Post, AGENT_REVOKE_PATH, Access::AtLeast(Role::Admin)),
     rule(Verb::Get, USERS_PATH, Access::AtLeast(Role::Admin)),
     rule(Verb::Post, USERS_PATH, Access::AtLeast(Role::Admin)),

@@ -5,6 +5,7 @@
 //! sweeps, alerts and drills build on them and never name SQL themselves.
 
 pub mod agent_api;
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod metrics;

@@ -56,7 +56,7 @@
 //! | `users` | `name` | password_hash (PHC), role (viewer/operator/admin), disabled, created_at |
 //! | `sessions` | `token_hash` | user_name, created_at, expires_at |
 //! | `api_tokens` | `hash` | user_name *or* agent_id, label, created_at, revoked_at |
-//! | `alert_state` | `(rule, subject)` | state (firing/resolved), since, last_notified_at |
+//! | `alert_state` | `(rule, subject)` | state (firing/resolved), since, last_notified_at, severity and summary when last notified |
 
 mod agents;
 mod alerts;
@@ -80,6 +80,7 @@ use sqlx::sqlite::{
 };
 use uuid::Uuid;
 
+pub use alerts::AlertDetails;
 pub use error::StoreError;
 pub use lease::LeaseGuard;
 pub use types::{
