@@ -515,6 +515,9 @@ pub enum ErrorCode {
     Internal,
     /// 503: e.g. the store is down; retry later.
     Unavailable,
+    /// 503: the answer needs something not computed yet on this replica (the first assessment
+    /// sweep); retry after the `Retry-After` seconds.
+    NotReady,
     /// A code this client does not know.
     #[serde(other)]
     Unknown,
@@ -532,7 +535,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => 413,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal | ErrorCode::Unknown => 500,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::NotReady => 503,
         }
     }
 }

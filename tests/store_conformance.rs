@@ -10,11 +10,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use lifeboat::api::{Heartbeat, SpoolStatus, SystemStatus};
+use lifeboat::api::{Command, Heartbeat, SpoolStatus, SystemStatus};
 use lifeboat::coordinator::store::{
-    Agent, AlertState, AlertStatus, ApiToken, AuditFilter, Enrolment, EnrolmentRefusal,
-    EnrolmentToken, NewAgent, NewAuditEntry, Page, PasswordHash, Role, RunInsert, Session, Store,
-    StoreError, StoreOptions, TokenHash, TokenOwner, User,
+    Agent, AlertState, AlertStatus, ApiToken, AuditFilter, CommandQueued, Enrolment,
+    EnrolmentRefusal, EnrolmentToken, NewAgent, NewAuditEntry, Page, PasswordHash, Role, RunFilter,
+    RunInsert, Session, Store, StoreError, StoreOptions, TokenHash, TokenOwner, User,
 };
 use lifeboat::run::{Outcome, RunKind, RunRecord};
 use lifeboat::secret::Secret;
@@ -206,6 +206,8 @@ conformance!(
     lease_is_exclusive_until_dropped,
     unavailable_database_then_recovery_without_reopening,
     secrets_are_never_stored_in_clear,
+    runs_are_listed_newest_first_filtered_and_keyset_paged,
+    commands_are_queued_for_enrolled_hosts_and_handed_out_once,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -477,6 +479,161 @@ async fn runs_are_ordered_and_paged(h: Harness) {
     assert_eq!(run_ids(&first), ["r3", "r1", "r5a", "r5b"]);
     let rest = s.runs_after(first[3].id, 100).await.unwrap();
     assert_eq!(run_ids(&rest), ["r2", "r4", "r6", "other"]);
+}
+
+async fn runs_are_listed_newest_first_filtered_and_keyset_paged(h: Harness) {
+    let s = &h.store;
+    let a = enrolled(s, "lf-srv-01", "token-a").await;
+    // (start minute, id, system, kind, outcome); two share a start (store id breaks the tie).
+    let rows = [
+        (10, "b1", "sys-a", RunKind::Backup, Outcome::Success),
+        (20, "c1", "sys-a", RunKind::Copy, Outcome::Failed),
+        (30, "b2", "sys-b", RunKind::Backup, Outcome::Success),
+        (30, "b3", "sys-a", RunKind::Backup, Outcome::Partial),
+        (40, "k1", "sys-a", RunKind::Check, Outcome::Success),
+    ];
+    for (seq, (start, id, system, kind, outcome)) in rows.iter().enumerate() {
+        let mut r = record(id, system, *start, start + 5);
+        r.kind = *kind;
+        r.outcome = *outcome;
+        s.insert_run(a.id, seq as u64, &r, t0_plus(100))
+            .await
+            .unwrap();
+    }
+    let list = |filter: RunFilter, after: Option<i64>, limit: u32| {
+        let filter = filter.clone();
+        async move { s.list_runs(&filter, after, limit).await.unwrap() }
+    };
+    let all = list(RunFilter::default(), None, 100).await;
+    assert_eq!(run_ids(&all), ["k1", "b3", "b2", "c1", "b1"]);
+    // Keyset pages of two, each after the last id of the one before.
+    let p1 = list(RunFilter::default(), None, 2).await;
+    let p2 = list(RunFilter::default(), Some(p1[1].id), 2).await;
+    let p3 = list(RunFilter::default(), Some(p2[1].id), 2).await;
+    assert_eq!(
+        (run_ids(&p1), run_ids(&p2), run_ids(&p3)),
+        (vec!["k1", "b3"], vec!["b2", "c1"], vec!["b1"])
+    );
+    // A run inserted meanwhile does not shift the pages that follow.
+    s.insert_run(a.id, 9, &record("new", "sys-a", 50, 55), t0_plus(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        run_ids(&list(RunFilter::default(), Some(p1[1].id), 2).await),
+        ["b2", "c1"]
+    );
+    assert!(
+        list(RunFilter::default(), Some(i64::MAX), 2)
+            .await
+            .is_empty()
+    );
+
+    let sys_a = RunFilter {
+        system: Some("sys-a".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        run_ids(&list(sys_a.clone(), None, 100).await),
+        ["new", "k1", "b3", "c1", "b1"]
+    );
+    let backups = RunFilter {
+        kind: Some(RunKind::Backup),
+        ..sys_a.clone()
+    };
+    assert_eq!(
+        run_ids(&list(backups, None, 100).await),
+        ["new", "b3", "b1"]
+    );
+    let failed = RunFilter {
+        outcome: Some(Outcome::Failed),
+        ..RunFilter::default()
+    };
+    assert_eq!(run_ids(&list(failed, None, 100).await), ["c1"]);
+    // since inclusive, until exclusive, on started_at.
+    let window = RunFilter {
+        since: Some(t0_plus(20)),
+        until: Some(t0_plus(40)),
+        ..RunFilter::default()
+    };
+    assert_eq!(run_ids(&list(window, None, 100).await), ["b3", "b2", "c1"]);
+    let host = RunFilter {
+        host: Some("elsewhere".into()),
+        ..RunFilter::default()
+    };
+    assert!(list(host, None, 100).await.is_empty());
+}
+
+async fn commands_are_queued_for_enrolled_hosts_and_handed_out_once(h: Harness) {
+    let s = &h.store;
+    let backup = |system: &str| Command::BackupNow {
+        system: system.parse().unwrap(),
+    };
+    // Nobody is enrolled on the host: nothing is stored.
+    let got = s
+        .queue_command("lf-srv-01", &backup("fin"), "user:op", t0_plus(1))
+        .await
+        .unwrap();
+    assert_eq!(got, CommandQueued::NoAgent);
+    assert!(s.pending_commands("lf-srv-01").await.unwrap().is_empty());
+
+    let a = enrolled(s, "lf-srv-01", "token-a").await;
+    let first = s
+        .queue_command("lf-srv-01", &backup("fin"), "user:op", t0_plus(2))
+        .await
+        .unwrap();
+    assert!(matches!(first, CommandQueued::Queued(_)), "{first:?}");
+    // The same command again waits once.
+    let again = s
+        .queue_command("lf-srv-01", &backup("fin"), "user:other", t0_plus(3))
+        .await
+        .unwrap();
+    assert_eq!(again, CommandQueued::AlreadyQueued);
+    let second = s
+        .queue_command("lf-srv-01", &backup("hr"), "user:op", t0_plus(4))
+        .await
+        .unwrap();
+    assert!(matches!(second, CommandQueued::Queued(_)), "{second:?}");
+    let pending = s.pending_commands("lf-srv-01").await.unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(
+        (pending[0].created_by.as_str(), pending[0].created_at),
+        ("user:op", t0_plus(2))
+    );
+
+    // Taken once, oldest first; then gone. Another host's queue is its own.
+    assert!(s.take_commands("lf-srv-02").await.unwrap().is_empty());
+    let taken = s.take_commands("lf-srv-01").await.unwrap();
+    let commands: Vec<Command> = taken.iter().map(|c| c.command.clone()).collect();
+    assert_eq!(commands, [backup("fin"), backup("hr")]);
+    assert!(s.take_commands("lf-srv-01").await.unwrap().is_empty());
+    // Delivered: the same command may be queued again.
+    let third = s
+        .queue_command("lf-srv-01", &backup("fin"), "user:op", t0_plus(5))
+        .await
+        .unwrap();
+    assert!(matches!(third, CommandQueued::Queued(_)), "{third:?}");
+
+    // Of concurrent heartbeats of one host, exactly one gets it.
+    let takers: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.take_commands("lf-srv-01").await.unwrap().len() })
+        })
+        .collect();
+    let mut handed = 0;
+    for t in takers {
+        handed += t.await.unwrap();
+    }
+    assert_eq!(handed, 1);
+
+    // A revoked agent's host gets no command.
+    s.revoke_agent(a.id, t0_plus(6)).await.unwrap();
+    let refused = s
+        .queue_command("lf-srv-01", &backup("fin"), "user:op", t0_plus(7))
+        .await
+        .unwrap();
+    assert_eq!(refused, CommandQueued::NoAgent);
+    assert!(s.pending_commands("lf-srv-01").await.unwrap().is_empty());
 }
 
 async fn enrolment_token_is_consumed_exactly_once(h: Harness) {

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::auth::Failure;
+use super::auth::{Body, Failure};
 use super::metrics::Metrics;
 use super::store::{
     Agent, Enrolment, EnrolmentRefusal, NewAgent, NewAuditEntry, RunInsert, Store, TokenHash,
@@ -173,7 +173,7 @@ impl AgentApi {
     }
 }
 
-async fn enrol(State(api): State<AgentApi>, Json(req): Json<EnrolRequest>) -> Response {
+async fn enrol(State(api): State<AgentApi>, Body(req): Body<EnrolRequest>) -> Response {
     let hash = TokenHash::of(req.enrolment_token.secret());
     let token = Secret::new(
         uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string(),
@@ -240,7 +240,7 @@ async fn enrol(State(api): State<AgentApi>, Json(req): Json<EnrolRequest>) -> Re
 async fn heartbeat(
     State(api): State<AgentApi>,
     headers: HeaderMap,
-    Json(beat): Json<Heartbeat>,
+    Body(beat): Body<Heartbeat>,
 ) -> Response {
     let agent = match api.authenticate(&headers).await {
         Ok(a) => a,
@@ -259,10 +259,16 @@ async fn heartbeat(
         Ok(a) => a.map(|a| a.digest),
         Err(f) => return f.into_response(),
     };
+    // Commands queued for this host (`POST /api/v1/systems/{id}/backup-now`) are handed out
+    // once: the store deletes them as it reads them, so a lost answer loses them (api.rs).
+    let commands = match api.store.take_commands(&agent.host).await {
+        Ok(pending) => pending.into_iter().map(|c| c.command).collect(),
+        Err(e) => return Failure::store(e).into_response(),
+    };
     Json(HeartbeatResponse {
         server_time: now,
         assignment_digest: digest,
-        commands: Vec::new(),
+        commands,
     })
     .into_response()
 }
@@ -297,7 +303,7 @@ async fn assignment(State(api): State<AgentApi>, headers: HeaderMap) -> Response
 async fn runs(
     State(api): State<AgentApi>,
     headers: HeaderMap,
-    Json(batch): Json<RunBatch>,
+    Body(batch): Body<RunBatch>,
 ) -> Response {
     let agent = match api.authenticate(&headers).await {
         Ok(a) => a,

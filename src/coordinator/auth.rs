@@ -7,10 +7,10 @@
 //! * A password or token never leaves this module in clear except once, to the caller that
 //!   just created it (to show it to its owner). The store only ever sees a [`PasswordHash`] or a
 //!   [`TokenHash`].
-//! * Every route of the people router ([`super::people_api`]) is in [`ROLE_MATRIX`]; the
-//!   [`gate`] middleware looks each request up there and *fails closed*: a route missing from
-//!   the matrix answers 500, never runs its handler. A unit test checks that the router and the
-//!   matrix list the same routes.
+//! * Every route of the people routers ([`super::people_api`], [`super::fleet_api`]) is in
+//!   [`ROLE_MATRIX`]; the [`gate`] middleware looks each request up there and *fails closed*: a
+//!   route missing from the matrix answers 500, never runs its handler. A unit test checks that
+//!   the routers and the matrix list the same routes.
 //! * Roles are ordered viewer < operator < admin; a rule names the least role it needs.
 //! * People's credentials are sessions and API tokens *owned by a user*. An agent's token is
 //!   refused here (401), and a person's token is refused by the agent endpoints (they look in
@@ -227,6 +227,27 @@ pub const AGENT_REVOKE_PATH: &str = "/api/v1/agents/{id}/revoke";
 /// `POST`: issues a one-time enrolment token for a host (shown once).
 pub const ENROLMENT_TOKENS_PATH: &str = "/api/v1/enrolment-tokens";
 
+/// `GET`: the fleet summary of the latest assessment sweep.
+pub const FLEET_PATH: &str = "/api/v1/fleet";
+/// `GET`: the policy's sites with their systems and agents.
+pub const SITES_PATH: &str = "/api/v1/sites";
+/// `GET`: the policy's repositories (never a credential).
+pub const REPOSITORIES_PATH: &str = "/api/v1/repositories";
+/// `GET`: the systems with their status per scenario, filtered and paged.
+pub const SYSTEMS_PATH: &str = "/api/v1/systems";
+/// `GET`: one system: its policy, full assessment, agent health and last runs.
+pub const SYSTEM_PATH: &str = "/api/v1/systems/{id}";
+/// `POST`: asks the system's agent to back it up at its next heartbeat.
+pub const BACKUP_NOW_PATH: &str = "/api/v1/systems/{id}/backup-now";
+/// `GET`: stored run records, newest first, keyset-paged.
+pub const RUN_RECORDS_PATH: &str = "/api/v1/runs";
+/// `GET`: a system's snapshot inventory, built from its run records.
+pub const SNAPSHOTS_PATH: &str = "/api/v1/snapshots";
+/// `GET`: every system's assessment per scenario, flat.
+pub const ASSESSMENTS_PATH: &str = "/api/v1/assessments";
+/// `GET`: the policy in force: digest, files, counts.
+pub const POLICY_PATH: &str = "/api/v1/policy";
+
 /// `GET`: the alert states (`?state=firing|resolved`).
 pub const ALERTS_PATH: &str = "/api/v1/alerts";
 
@@ -293,6 +314,16 @@ pub const ROLE_MATRIX: &[Rule] = &[
         ENROLMENT_TOKENS_PATH,
         Access::AtLeast(Role::Operator),
     ),
+    rule(Verb::Get, FLEET_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, SITES_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, REPOSITORIES_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, SYSTEMS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, SYSTEM_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, RUN_RECORDS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, SNAPSHOTS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, ASSESSMENTS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, POLICY_PATH, Access::AtLeast(Role::Operator)),
+    rule(Verb::Post, BACKUP_NOW_PATH, Access::AtLeast(Role::Operator)),
     rule(Verb::Get, ALERTS_PATH, Access::AtLeast(Role::Viewer)),
     rule(Verb::Post, AGENT_REVOKE_PATH, Access::AtLeast(Role::Admin)),
     rule(Verb::Get, USERS_PATH, Access::AtLeast(Role::Admin)),
@@ -661,6 +692,17 @@ mod tests {
                 "{m} {p}"
             );
         }
+        for (m, p) in [(Method::GET, POLICY_PATH), (Method::POST, BACKUP_NOW_PATH)] {
+            assert_eq!(
+                access(m.clone(), p),
+                Some(Access::AtLeast(Role::Operator)),
+                "{m} {p}"
+            );
+        }
+        assert_eq!(
+            access(Method::GET, SYSTEM_PATH),
+            Some(Access::AtLeast(Role::Viewer))
+        );
         assert_eq!(access(Method::DELETE, USERS_PATH), None);
         // Only the login is public.
         let public: Vec<_> = ROLE_MATRIX

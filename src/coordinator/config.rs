@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::policy::{Problem, parse_document};
+use crate::policy::{Duration, Problem, parse_document};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -22,6 +22,13 @@ pub struct CoordinatorConfig {
     /// only). Without it, a non-loopback `listen` is refused: agent tokens travel in headers.
     #[serde(default)]
     pub allow_http: bool,
+    /// How often the assessment sweep runs, e.g. `"30s"` (the default) or `"5m"`.
+    #[serde(default = "default_sweep_every")]
+    pub sweep_every: Duration,
+}
+
+fn default_sweep_every() -> Duration {
+    Duration::from_secs(30).unwrap_or(Duration::TEN_MINUTES)
 }
 
 impl CoordinatorConfig {

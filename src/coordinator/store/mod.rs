@@ -57,10 +57,12 @@
 //! | `sessions` | `token_hash` | user_name, created_at, expires_at |
 //! | `api_tokens` | `hash` | user_name *or* agent_id, label, created_at, revoked_at |
 //! | `alert_state` | `(rule, subject)` | state (firing/resolved), since, last_notified_at, severity and summary when last notified |
+//! | `pending_commands` | `id` (increasing); unique `(host, command)` | host, command (JSON), created_by, created_at; deleted when handed out |
 
 mod agents;
 mod alerts;
 mod audit;
+mod commands;
 mod error;
 mod lease;
 mod runs;
@@ -84,9 +86,10 @@ pub use alerts::AlertDetails;
 pub use error::StoreError;
 pub use lease::LeaseGuard;
 pub use types::{
-    Agent, AlertState, AlertStatus, ApiToken, AuditEntry, AuditFilter, Enrolment, EnrolmentRefusal,
-    EnrolmentToken, NewAgent, NewAuditEntry, Page, PasswordHash, Role, RunInsert, Session,
-    StoredHeartbeat, StoredRun, StoredSystemStatus, TokenHash, TokenOwner, User,
+    Agent, AlertState, AlertStatus, ApiToken, AuditEntry, AuditFilter, CommandQueued, Enrolment,
+    EnrolmentRefusal, EnrolmentToken, NewAgent, NewAuditEntry, Page, PasswordHash, PendingCommand,
+    Role, RunFilter, RunInsert, Session, StoredHeartbeat, StoredRun, StoredSystemStatus, TokenHash,
+    TokenOwner, User,
 };
 
 /// How a store connects. The defaults suit a coordinator; tests shorten the timeouts.

@@ -7,7 +7,8 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{
-    Page, RunInsert, Store, StoreError, StoredRun, from_micros, micros, parse_uuid, with_pool,
+    Page, RunFilter, RunInsert, Store, StoreError, StoredRun, from_micros, micros, parse_uuid,
+    with_pool,
 };
 use crate::run::RunRecord;
 
@@ -215,6 +216,44 @@ impl Store {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id > $1 ORDER BY id LIMIT $2");
         let rows: Vec<RunRow> = with_pool!(self, |pool| {
             sqlx::query_as(&sql)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(run_from_row).collect()
+    }
+
+    /// At most `limit` runs matching `filter`, newest first (by `started_at`, then store id),
+    /// starting after the run with store id `after` in that order (keyset paging: pass the
+    /// `id` of the last run of a page to get the next; an unknown `after` gives an empty page).
+    pub async fn list_runs(
+        &self,
+        filter: &RunFilter,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<StoredRun>, StoreError> {
+        let (limit, _) = Page::first(limit).sql();
+        let kind = filter.kind.as_ref().map(wire_name).transpose()?;
+        let outcome = filter.outcome.as_ref().map(wire_name).transpose()?;
+        // `(started_at, id) < (…)`: row values, on both backends.
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs
+             WHERE ($1 IS NULL OR system = $1) AND ($2 IS NULL OR host = $2)
+               AND ($3 IS NULL OR kind = $3) AND ($4 IS NULL OR outcome = $4)
+               AND ($5 IS NULL OR started_at >= $5) AND ($6 IS NULL OR started_at < $6)
+               AND ($7 IS NULL OR (started_at, id) <
+                    (SELECT started_at, id FROM runs WHERE id = $7))
+             ORDER BY started_at DESC, id DESC LIMIT $8"
+        );
+        let rows: Vec<RunRow> = with_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(filter.system.as_deref())
+                .bind(filter.host.as_deref())
+                .bind(kind.as_deref())
+                .bind(outcome.as_deref())
+                .bind(filter.since.map(micros))
+                .bind(filter.until.map(micros))
                 .bind(after)
                 .bind(limit)
                 .fetch_all(pool)

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::api::{Heartbeat, SystemStatus};
-use crate::run::RunRecord;
+use crate::api::{Command, Heartbeat, SystemStatus};
+use crate::run::{Outcome, RunKind, RunRecord};
 use crate::secret::Secret;
 
 // ---------------------------------------------------------------------------------------------
@@ -246,6 +246,44 @@ pub enum RunInsert {
     Duplicate,
     /// A *different* record is stored under this key: nothing changed, the new one is refused.
     Conflict,
+}
+
+/// Which run records to list ([`Store::list_runs`](super::Store::list_runs)): every set field
+/// must match; `since` is inclusive and `until` exclusive, both on `started_at`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub system: Option<String>,
+    pub host: Option<String>,
+    pub kind: Option<RunKind>,
+    pub outcome: Option<Outcome>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands for agents
+
+/// A command waiting for the next heartbeat of an agent of `host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCommand {
+    /// Store-assigned, increasing in queue order.
+    pub id: i64,
+    pub host: String,
+    pub command: Command,
+    /// Who asked for it (`user:alice`).
+    pub created_by: String,
+    pub created_at: Timestamp,
+}
+
+/// What [`Store::queue_command`](super::Store::queue_command) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandQueued {
+    /// Stored under this id.
+    Queued(i64),
+    /// The same command waits for the host already: nothing changed.
+    AlreadyQueued,
+    /// No unrevoked agent is enrolled for the host: nothing stored.
+    NoAgent,
 }
 
 // ---------------------------------------------------------------------------------------------
