@@ -109,4 +109,20 @@ mod tests {
         let p = CoordinatorConfig::load(&bad).unwrap_err();
         assert_eq!(p.key_path, "databse", "{p}");
     }
+
+    #[test]
+    fn the_sweep_runs_every_30s_unless_told_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coordinator.toml");
+        let base = "listen = \"127.0.0.1:8443\"\ndatabase = \"sqlite:///x.db\"\npolicy-dir = \"/p\"\n";
+        std::fs::write(&path, base).unwrap();
+        let c = CoordinatorConfig::load(&path).unwrap_or_else(|p| panic!("{p}"));
+        assert_eq!(c.sweep_every.as_std(), std::time::Duration::from_secs(30));
+        std::fs::write(&path, format!("{base}sweep-every = \"2s\"\n")).unwrap();
+        let c = CoordinatorConfig::load(&path).unwrap_or_else(|p| panic!("{p}"));
+        assert_eq!(c.sweep_every.as_std(), std::time::Duration::from_secs(2));
+        std::fs::write(&path, format!("{base}sweep-every = \"0s\"\n")).unwrap();
+        let p = CoordinatorConfig::load(&path).unwrap_err();
+        assert_eq!((p.line, p.key_path.as_str()), (4, "sweep-every"), "{p}");
+    }
 }
