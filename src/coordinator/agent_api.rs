@@ -335,6 +335,16 @@ async fn runs(
             });
             continue;
         }
+        // The store keeps sequence numbers as signed 64-bit integers; a larger one can never
+        // be stored, and answering it `retry` would block the agent's queue forever.
+        if i64::try_from(env.seq).is_err() {
+            answer.rejected.push(Rejection {
+                key: env.key.clone(),
+                code: RejectCode::Malformed,
+                reason: format!("the sequence number {} is above 2^63 - 1", env.seq),
+            });
+            continue;
+        }
         // An agent reports its own host's systems only.
         let foreign = env.record.host != agent.host
             || env

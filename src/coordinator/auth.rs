@@ -25,12 +25,14 @@ use std::sync::{Arc, OnceLock};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash as Phc, PasswordHasher, PasswordVerifier, SaltString};
 use axum::Json;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodFilter;
 use jiff::{SignedDuration, Timestamp};
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::store::{
@@ -565,7 +567,7 @@ impl Failure {
         )
     }
 
-    /// 503 for an unavailable database, 404/409 for the store's own refusals, else 500.
+    /// 503 for an unavailable database, 400/404/409 for the store's own refusals, else 500.
     pub fn store(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => {
@@ -577,6 +579,7 @@ impl Failure {
                 )
             }
             StoreError::NotFound(what) => Failure::not_found(format!("{what} does not exist")),
+            StoreError::Invalid(what) => Failure::bad_request(what),
             StoreError::Conflict(_) => Failure::new(
                 StatusCode::CONFLICT,
                 ErrorCode::Conflict,
@@ -590,6 +593,42 @@ impl Failure {
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// A JSON body whose rejection (not JSON, not the expected fields, no `Content-Type:
+/// application/json`, over the route's body limit) is a [`Failure`] with the reason, like every
+/// other refusal: 413 `too-large` over the limit, 400 `bad-request` otherwise. Both APIs take
+/// their bodies through it; axum's own `Json` would answer in plain text.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Failure;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Failure> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Failure::new(e.status(), ErrorCode::TooLarge, e.body_text()))
+            }
+            Err(e) => Err(Failure::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// A path parameter whose rejection (percent-escapes that are not UTF-8, a value of the wrong
+/// type) is a 400 [`Failure`] with the reason; axum's own `Path` would answer in plain text.
+pub struct Param<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Param<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Failure> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Param(value)),
+            Err(e) if e.status().is_server_error() => Err(Failure::internal(e.body_text())),
+            Err(e) => Err(Failure::bad_request(e.body_text())),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::config::CoordinatorConfig;
 use super::metrics::{self, Metrics, MetricsState};
 use super::people_api::{self, EnrolmentTokenError, PeopleApi, issue_enrolment_token};
 use super::store::{NewAuditEntry, Role, Store, StoreError};
-use super::sweep::{SweepConfig, Sweeper};
+use super::sweep::{SweepConfig, SweepHandle, Sweeper};
 use crate::clock::Clock;
 use crate::exit::Exit;
 use crate::policy::{self, Policy};
@@ -111,38 +111,7 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
     let sweeping = tokio::spawn(sweeper.run(async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
     }));
-    let metrics = Metrics::new();
-    let metrics_state = Arc::new(MetricsState {
-        metrics: metrics.clone(),
-        sweep,
-    });
-    let ready_store = store.clone();
-    let people = people_api::router(PeopleApi::new(store.clone(), policy.clone(), clock.clone()));
-    let app = AgentApi::new(store.clone(), policy, clock)
-        .with_metrics(metrics.clone())
-        .router()
-        .merge(people)
-        .route(
-            metrics::METRICS_PATH,
-            get(metrics::serve).with_state(metrics_state),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let store = ready_store.clone();
-                async move {
-                    match store.ping().await {
-                        Ok(()) => (StatusCode::OK, "ready"),
-                        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
-                    }
-                }
-            }),
-        )
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track,
-        ));
+    let app = app(store.clone(), policy, clock, Metrics::new(), sweep);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| CoordinatorError::Io {
@@ -176,6 +145,53 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
     store.close().await;
     tracing::info!("coordinator stopped");
     Ok(Exit::Ok)
+}
+
+/// The coordinator's HTTP application: the agent and people APIs, `/metrics` (from `metrics`
+/// and the sweep's latest view), `/healthz` and `/readyz`, with every request's latency tracked.
+/// [`run`] serves it; the in-process tests (`tests/fuzz_decoders.rs`) call it directly.
+pub fn app(
+    store: Store,
+    policy: Arc<RwLock<Arc<Policy>>>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    sweep: SweepHandle,
+) -> axum::Router {
+    let metrics_state = Arc::new(MetricsState {
+        metrics: metrics.clone(),
+        sweep,
+    });
+    let ready_store = store.clone();
+    let people = people_api::router(PeopleApi::new(store.clone(), policy.clone(), clock.clone()));
+    AgentApi::new(store, policy, clock)
+        .with_metrics(metrics.clone())
+        .router()
+        .merge(people)
+        .route(
+            metrics::METRICS_PATH,
+            get(metrics::serve).with_state(metrics_state),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let store = ready_store.clone();
+                async move {
+                    match store.ping().await {
+                        Ok(()) => (StatusCode::OK, "ready"),
+                        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+                    }
+                }
+            }),
+        )
+        // Every refusal carries an ApiError (src/api.rs), an unknown route's included.
+        .fallback(|| async {
+            auth::Failure::not_found("no such endpoint (the API is under /api/v1)")
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
 }
 
 /// Issues a one-time enrolment token for `host` at `site`, valid for `valid`; prints it once.
