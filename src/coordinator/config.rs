@@ -114,7 +114,8 @@ mod tests {
     fn the_sweep_runs_every_30s_unless_told_otherwise() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("coordinator.toml");
-        let base = "listen = \"127.0.0.1:8443\"\ndatabase = \"sqlite:///x.db\"\npolicy-dir = \"/p\"\n";
+        let base =
+            "listen = \"127.0.0.1:8443\"\ndatabase = \"sqlite:///x.db\"\npolicy-dir = \"/p\"\n";
         std::fs::write(&path, base).unwrap();
         let c = CoordinatorConfig::load(&path).unwrap_or_else(|p| panic!("{p}"));
         assert_eq!(c.sweep_every.as_std(), std::time::Duration::from_secs(30));
