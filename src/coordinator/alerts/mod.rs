@@ -58,6 +58,8 @@ pub enum Step {
     RetryFiring { alert: Alert, since: Timestamp },
     /// It fires still and was notified `repeat-every` ago or longer.
     Remind { alert: Alert, since: Timestamp },
+    /// It fires still, notified; what it says (summary, severity) changed: stored, not sent.
+    Refresh { alert: Alert, state: AlertState },
     /// It no longer fires (or its resolve has not reached every channel yet).
     Resolve {
         state: AlertState,
@@ -70,9 +72,10 @@ pub enum Step {
 impl Step {
     pub fn key(&self) -> (&str, &str) {
         match self {
-            Step::Fire(a) | Step::RetryFiring { alert: a, .. } | Step::Remind { alert: a, .. } => {
-                (a.rule.as_str(), a.subject.as_str())
-            }
+            Step::Fire(a)
+            | Step::RetryFiring { alert: a, .. }
+            | Step::Remind { alert: a, .. }
+            | Step::Refresh { alert: a, .. } => (a.rule.as_str(), a.subject.as_str()),
             Step::Resolve { state, .. } => (state.rule.as_str(), state.subject.as_str()),
         }
     }
@@ -93,7 +96,7 @@ pub fn plan(
     for alert in active {
         let key = (alert.rule.as_str().to_string(), alert.subject.clone());
         match stored.remove(&key) {
-            Some((s, _)) if s.state == AlertStatus::Firing => match s.last_notified_at {
+            Some((s, details)) if s.state == AlertStatus::Firing => match s.last_notified_at {
                 None => steps.push(Step::RetryFiring {
                     alert,
                     since: s.since,
@@ -104,6 +107,10 @@ pub fn plan(
                             alert,
                             since: s.since,
                         });
+                    } else if details.is_none_or(|d| {
+                        d.summary != alert.summary || d.severity != alert.severity.as_str()
+                    }) {
+                        steps.push(Step::Refresh { alert, state: s });
                     }
                 }
             },
@@ -211,8 +218,16 @@ impl Evaluator {
         let now = self.clock.now();
         let steps = plan(active, stored, self.repeat_every, now);
         let all = self.notifier.names();
+        for step in &steps {
+            if let Step::Refresh { alert, state } = step {
+                self.store
+                    .upsert_alert(state, Some(&details_of(alert)))
+                    .await?;
+            }
+        }
         let deliveries: Vec<(Step, Notification, BTreeSet<String>)> = steps
             .iter()
+            .filter(|step| !matches!(step, Step::Refresh { .. }))
             .map(|step| {
                 let (notification, to) = self.notification(step, &all, now);
                 (step.clone(), notification, to)
@@ -262,7 +277,9 @@ impl Evaluator {
             reminder,
         };
         match step {
-            Step::Fire(alert) => (firing(alert, now, false), all.clone()),
+            Step::Fire(alert) | Step::Refresh { alert, .. } => {
+                (firing(alert, now, false), all.clone())
+            }
             Step::Remind { alert, since } => (firing(alert, *since, true), all.clone()),
             Step::RetryFiring { alert, since } => (
                 firing(alert, *since, false),
@@ -323,7 +340,10 @@ impl Evaluator {
         let (state, details, status) = match step {
             // A reminder missed somewhere is simply due again at the next evaluation.
             Step::Remind { .. } if !delivered => return Ok(()),
-            Step::Fire(alert) | Step::RetryFiring { alert, .. } | Step::Remind { alert, .. } => {
+            Step::Fire(alert)
+            | Step::RetryFiring { alert, .. }
+            | Step::Remind { alert, .. }
+            | Step::Refresh { alert, .. } => {
                 let since = match step {
                     Step::RetryFiring { since, .. } | Step::Remind { since, .. } => *since,
                     _ => now,
@@ -335,11 +355,7 @@ impl Evaluator {
                     since,
                     last_notified_at: delivered.then_some(now),
                 };
-                let details = AlertDetails {
-                    severity: alert.severity.as_str().into(),
-                    summary: alert.summary.clone(),
-                };
-                (state, Some(details), AlertStatus::Firing)
+                (state, Some(details_of(alert)), AlertStatus::Firing)
             }
             Step::Resolve { state, retry, .. } => (
                 AlertState {
@@ -365,6 +381,14 @@ impl Evaluator {
             );
         }
         Ok(())
+    }
+}
+
+/// What the store keeps of an alert.
+fn details_of(alert: &Alert) -> AlertDetails {
+    AlertDetails {
+        severity: alert.severity.as_str().into(),
+        summary: alert.summary.clone(),
     }
 }
 
@@ -405,7 +429,10 @@ mod tests {
                 since: t(since),
                 last_notified_at: notified.map(t),
             },
-            None,
+            Some(AlertDetails {
+                severity: "warning".into(),
+                summary: format!("{rule} {subject}"),
+            }),
         )
     }
 
@@ -429,6 +456,7 @@ mod tests {
                     Step::Fire(_) => "fire",
                     Step::RetryFiring { .. } => "retry-firing",
                     Step::Remind { .. } => "remind",
+                    Step::Refresh { .. } => "refresh",
                     Step::Resolve { retry: false, .. } => "resolve",
                     Step::Resolve { retry: true, .. } => "retry-resolve",
                 };
@@ -474,7 +502,23 @@ mod tests {
             state(Rule::RunFailed, "s1/backup", false, "11:00", Some("11:00")),
             state(Rule::AgentOffline, "h1", false, "11:00", Some("11:00")),
         ];
-        check(&[a], &resolved, None, &["fire run-failed s1/backup"]);
+        check(
+            &[a.clone()],
+            &resolved,
+            None,
+            &["fire run-failed s1/backup"],
+        );
+        // What it says changed (say, never backed up → breached): stored, not sent.
+        let critical = Alert {
+            severity: Severity::Critical,
+            ..a
+        };
+        check(
+            &[critical],
+            &notified[..1],
+            None,
+            &["refresh run-failed s1/backup"],
+        );
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! | `agent-clock-skewed` | `host` | the agent's clock is beyond `max-clock-skew` | warning |
 //! | `spool-growing` | `host` | the agent's spool holds more than `spool-pending-over` records, or its oldest is older than `spool-oldest-over` | warning |
 //!
+//! Summaries are one stable line (no figure that moves every sweep, such as an exposure): the
+//! evaluator stores the summary of a firing alert and refreshes it when it changes, so a moving
+//! figure would cost a write per alert per sweep. The moving figures are in the detail.
+//!
 //! Why these severities: critical is for what loses data *now* where the business said minutes
 //! or hours matter (a breach, or a silent agent whose backups nobody sees, on a short-RPO
 //! tier). Everything else is a warning: a failed run or check, a skewed clock or a growing spool
@@ -231,11 +235,10 @@ fn rpo_alerts(a: &SystemAssessment, t: &Thresholds, now: Timestamp, add: &mut im
                     Severity::Warning
                 },
                 summary: format!(
-                    "{} ({}): {} RPO breached, exposure {} against {}",
+                    "{} ({}): {} RPO of {} breached",
                     a.system,
                     a.tier,
                     rpo.scenario,
-                    rpo.exposure,
                     Human(rpo.target)
                 ),
                 detail: rpo.to_string(),
@@ -367,9 +370,8 @@ fn agent_alerts(agent: &AgentHealth, short_rpo: bool, add: &mut impl FnMut(Alert
             subject: agent.host.clone(),
             severity: Severity::Warning,
             summary: format!(
-                "the clock of {} is off by {}",
-                agent.host,
-                Human(agent.clock_offset.unwrap_or_default().abs())
+                "the clock of {} is off beyond the skew limit; its times are corrected",
+                agent.host
             ),
             detail: issues,
         });
@@ -403,10 +405,7 @@ fn spool_alert(s: &HostSpool, t: &Thresholds, now: Timestamp) -> Option<Alert> {
         rule: Rule::SpoolGrowing,
         subject: s.host.clone(),
         severity: Severity::Warning,
-        summary: format!(
-            "the agent on {} cannot deliver its run records: {} waiting",
-            s.host, s.spool.depth
-        ),
+        summary: format!("the agent on {} cannot deliver its run records", s.host),
         detail,
     })
 }
