@@ -25,6 +25,9 @@ pub struct CoordinatorConfig {
     /// How often the assessment sweep runs, e.g. `"30s"` (the default) or `"5m"`.
     #[serde(default = "default_sweep_every")]
     pub sweep_every: Duration,
+    /// `[alerts]`: rules' thresholds, webhooks and e-mail (see `alerts::config`).
+    #[serde(default)]
+    pub alerts: super::alerts::AlertsConfig,
 }
 
 fn default_sweep_every() -> Duration {

@@ -10,6 +10,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use super::agent_api::AgentApi;
+use super::alerts::api::AlertsApi;
+use super::alerts::notify::Notifier;
+use super::alerts::{self, Evaluator};
 use super::auth;
 use super::config::CoordinatorConfig;
 use super::metrics::{self, Metrics, MetricsState};
@@ -100,6 +103,17 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
             }
         });
     }
+    // Alert channels first: a secret that cannot be read stops the start, naming the channel.
+    let notifier = Notifier::new(&cfg.alerts).await.map_err(|e| {
+        CoordinatorError::Config(crate::policy::Problem {
+            file: config.to_path_buf(),
+            line: 0,
+            column: 0,
+            key_path: "alerts".into(),
+            message: e.to_string(),
+            hint: None,
+        })
+    })?;
     // The assessment sweep runs where the store lease is held; /metrics reads its latest view.
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let (sweeper, sweep) = Sweeper::new(
@@ -111,6 +125,14 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
     let sweeping = tokio::spawn(sweeper.run(async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
     }));
+    // Alerts are evaluated after each sweep this replica publishes, in their own task.
+    let alerting = {
+        let evaluator = Evaluator::new(store.clone(), &cfg.alerts, notifier, clock.clone());
+        let mut stop = shutdown_tx.subscribe();
+        tokio::spawn(evaluator.run(sweep.clone(), async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }))
+    };
     let app = app(store.clone(), policy, clock, Metrics::new(), sweep);
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -142,6 +164,7 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
         })?;
     shutdown_tx.send_replace(true);
     let _ = sweeping.await;
+    let _ = alerting.await;
     store.close().await;
     tracing::info!("coordinator stopped");
     Ok(Exit::Ok)
@@ -163,10 +186,14 @@ pub fn app(
     });
     let ready_store = store.clone();
     let people = people_api::router(PeopleApi::new(store.clone(), policy.clone(), clock.clone()));
+    let (store_for_alerts, clock_for_alerts) = (store.clone(), clock.clone());
     AgentApi::new(store, policy, clock)
         .with_metrics(metrics.clone())
         .router()
         .merge(people)
+        .merge(alerts::api::router(AlertsApi {
+            auth: auth::Auth::new(store_for_alerts, clock_for_alerts),
+        }))
         .route(
             metrics::METRICS_PATH,
             get(metrics::serve).with_state(metrics_state),

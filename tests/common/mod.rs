@@ -13,6 +13,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod postgres;
+pub mod smtp_sink;
 pub mod standin;
 
 use std::collections::BTreeMap;
