@@ -321,6 +321,37 @@ password-file = "/etc/lifeboat/smtp-password"
         assert!(parse("").unwrap().webhook.is_empty());
     }
 
+    /// `deploy/coordinator.toml` loads as it is, and with its alert examples uncommented.
+    #[test]
+    fn the_example_in_deploy_parses_with_its_examples_uncommented() {
+        use crate::coordinator::config::CoordinatorConfig;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/coordinator.toml");
+        let c = CoordinatorConfig::load(&path).unwrap_or_else(|p| panic!("{p}"));
+        assert!(c.alerts.webhook.is_empty() && c.alerts.email.is_none());
+        assert_eq!(
+            c.alerts.critical_rpo(),
+            std::time::Duration::from_secs(4 * 3600)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if !rest.is_empty() && !rest.starts_with(' ') => rest,
+                Some("") => "",
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("coordinator.toml");
+        std::fs::write(&copy, uncommented).unwrap();
+        let c = CoordinatorConfig::load(&copy).unwrap_or_else(|p| panic!("{p}"));
+        let kinds: Vec<_> = c.alerts.webhook.iter().map(|w| w.kind).collect();
+        assert_eq!(kinds, [WebhookKind::Wecom, WebhookKind::Dingtalk]);
+        assert_eq!(c.alerts.email.as_ref().unwrap().port, 587);
+        assert!(c.alerts.repeat_every.is_some() && c.alerts.coordinator_url.is_some());
+    }
+
     #[test]
     fn problems_name_the_line_and_key() {
         let cases: &[(&str, usize, &str, &str)] = &[
