@@ -202,6 +202,8 @@ conformance!(
     heartbeat_updates_agent_and_system_status,
     audit_log_is_append_only_and_ordered,
     alert_state_upserts,
+    alert_details_are_kept_until_replaced,
+    latest_heartbeats_of_every_unrevoked_agent_in_one_query,
     users_sessions_and_api_tokens,
     lease_is_exclusive_until_dropped,
     unavailable_database_then_recovery_without_reopening,
@@ -992,6 +994,111 @@ async fn alert_state_upserts(h: Harness) {
     assert_eq!(
         s.alert_states(Some(AlertStatus::Resolved)).await.unwrap(),
         [resolved]
+    );
+}
+
+async fn alert_details_are_kept_until_replaced(h: Harness) {
+    use lifeboat::coordinator::store::AlertDetails;
+    let s = &h.store;
+    let firing = AlertState {
+        rule: "rpo-breached".into(),
+        subject: "linfen-finance/site-loss".into(),
+        state: AlertStatus::Firing,
+        since: t0_plus(5),
+        last_notified_at: None,
+    };
+    let details = AlertDetails {
+        severity: "critical".into(),
+        summary: "linfen-finance (T1): no backup has ever been recorded".into(),
+    };
+    s.upsert_alert(&firing, Some(&details)).await.unwrap();
+    assert_eq!(
+        s.alerts_with_details(None).await.unwrap(),
+        [(firing.clone(), Some(details.clone()))]
+    );
+    // A state without details (a resolve) keeps what the alert said.
+    let resolved = AlertState {
+        state: AlertStatus::Resolved,
+        since: t0_plus(30),
+        last_notified_at: Some(t0_plus(30)),
+        ..firing.clone()
+    };
+    s.upsert_alert(&resolved, None).await.unwrap();
+    assert_eq!(
+        s.alerts_with_details(Some(AlertStatus::Resolved))
+            .await
+            .unwrap(),
+        [(resolved.clone(), Some(details.clone()))]
+    );
+    assert!(
+        s.alerts_with_details(Some(AlertStatus::Firing))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // New details replace the old; a state written the old way has none.
+    let breached = AlertDetails {
+        severity: "critical".into(),
+        summary: "linfen-finance (T1): site-loss RPO of 4h breached".into(),
+    };
+    s.upsert_alert(&firing, Some(&breached)).await.unwrap();
+    let other = AlertState {
+        rule: "agent-offline".into(),
+        subject: "lf-srv-01".into(),
+        ..firing.clone()
+    };
+    s.upsert_alert_state(&other).await.unwrap();
+    assert_eq!(
+        s.alerts_with_details(None).await.unwrap(),
+        [(other.clone(), None), (firing.clone(), Some(breached))]
+    );
+    assert_eq!(s.alert_states(None).await.unwrap(), [other, firing]);
+}
+
+async fn latest_heartbeats_of_every_unrevoked_agent_in_one_query(h: Harness) {
+    let s = &h.store;
+    let a = enrolled(s, "lf-srv-02", "token-a").await;
+    let b = enrolled(s, "lf-srv-01", "token-b").await;
+    let c = enrolled(s, "lf-srv-03", "token-c").await;
+    let _silent = enrolled(s, "lf-srv-04", "token-d").await;
+    assert!(s.latest_heartbeats().await.unwrap().is_empty());
+    let hb = |host: &str, depth: u64| Heartbeat {
+        // What the agent claims; the enrolled host is what counts.
+        host: format!("claimed-{host}"),
+        version: "0.1.0".into(),
+        sent_at: t0_plus(10),
+        spool: SpoolStatus {
+            depth,
+            oldest: Some(t0_plus(2)),
+            ..SpoolStatus::default()
+        },
+        assignment_digest: None,
+        systems: Vec::new(),
+    };
+    for (agent, depth, at) in [(&a, 1, 10), (&b, 2, 11), (&c, 3, 12), (&a, 7, 13)] {
+        s.record_heartbeat(
+            agent.id,
+            t0_plus(at),
+            SignedDuration::ZERO,
+            &hb(&agent.host, depth),
+        )
+        .await
+        .unwrap();
+    }
+    s.revoke_agent(c.id, t0_plus(20)).await.unwrap();
+    let latest: Vec<(String, Uuid, u64, Timestamp)> = s
+        .latest_heartbeats()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(host, h)| (host, h.agent_id, h.heartbeat.spool.depth, h.received_at))
+        .collect();
+    assert_eq!(
+        latest,
+        [
+            ("lf-srv-01".to_string(), b.id, 2, t0_plus(11)),
+            ("lf-srv-02".to_string(), a.id, 7, t0_plus(13)),
+        ]
     );
 }
 
