@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Path as UrlPath, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::auth::{
-    ASSESSMENTS_PATH, Auth, BACKUP_NOW_PATH, FLEET_PATH, Failure, POLICY_PATH, Principal,
+    ASSESSMENTS_PATH, Auth, BACKUP_NOW_PATH, FLEET_PATH, Failure, POLICY_PATH, Param, Principal,
     REPOSITORIES_PATH, RUN_RECORDS_PATH, SITES_PATH, SNAPSHOTS_PATH, SYSTEM_PATH, SYSTEMS_PATH,
     Verb,
 };
@@ -1063,7 +1063,7 @@ fn unknown_system(id: &str) -> Response {
     .into_response()
 }
 
-async fn system(State(api): State<FleetApi>, UrlPath(id): UrlPath<String>) -> Response {
+async fn system(State(api): State<FleetApi>, Param(id): Param<String>) -> Response {
     let policy = api.policy();
     let Some(system) = policy.system(&id) else {
         return unknown_system(&id);
@@ -1095,7 +1095,7 @@ async fn system(State(api): State<FleetApi>, UrlPath(id): UrlPath<String>) -> Re
 async fn backup_now(
     State(api): State<FleetApi>,
     Extension(me): Extension<Principal>,
-    UrlPath(id): UrlPath<String>,
+    Param(id): Param<String>,
 ) -> Response {
     let policy = api.policy();
     let Some(system) = policy.system(&id) else {
