@@ -52,7 +52,7 @@ enum StateFilter {
 }
 
 /// One alert in the answer.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AlertView {
     pub rule: String,
     pub subject: String,
@@ -69,7 +69,7 @@ pub struct AlertView {
 }
 
 /// The answer: alerts by rule and subject.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertList {
     pub alerts: Vec<AlertView>,
 }

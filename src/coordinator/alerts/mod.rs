@@ -486,13 +486,13 @@ mod tests {
         check(&[a.clone(), b.clone()], &notified, None, &[]);
         // One disappears: it resolves; the other is reminded after repeat-every.
         check(
-            &[a.clone()],
+            std::slice::from_ref(&a),
             &notified,
             Some(2),
             &["remind run-failed s1/backup", "resolve agent-offline h1"],
         );
         check(
-            &[a.clone()],
+            std::slice::from_ref(&a),
             &notified,
             Some(3),
             &["resolve agent-offline h1"],
@@ -503,7 +503,7 @@ mod tests {
             state(Rule::AgentOffline, "h1", false, "11:00", Some("11:00")),
         ];
         check(
-            &[a.clone()],
+            std::slice::from_ref(&a),
             &resolved,
             None,
             &["fire run-failed s1/backup"],

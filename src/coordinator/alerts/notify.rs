@@ -162,7 +162,8 @@ enum Channel {
         url: Secret,
     },
     Email {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        // Boxed: the transport (with its TLS settings) dwarfs a webhook.
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         from: Mailbox,
         to: Vec<Mailbox>,
     },
@@ -255,7 +256,7 @@ impl Notifier {
                     builder.credentials(Credentials::new(user.clone(), password.expose().into()));
             }
             channels.push(Channel::Email {
-                transport: builder.build(),
+                transport: Box::new(builder.build()),
                 from: e.from.clone(),
                 to: e.to.clone(),
             });
