@@ -622,7 +622,7 @@ fn wire_types_decode_or_refuse_and_round_trip() {
     for sample in &samples {
         decode_everything(render(sample).as_bytes()).unwrap();
     }
-    check(1500, (0..n, doc()), |(i, doc)| {
+    check(3000, (0..n, doc()), |(i, doc)| {
         decode_everything(&doc.bytes(&samples[i]))
     });
 }
@@ -1015,7 +1015,7 @@ fn malformed_bodies_are_refused_with_a_reason_and_the_store_stays_consistent() {
         any::<u64>(),
     );
     let (taken, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    check(400, cases, |(e, doc, content_type, nonce)| {
+    check(1000, cases, |(e, doc, content_type, nonce)| {
         let endpoint = BODY_ENDPOINTS[e];
         let (method, path, caller, _) = endpoint.route();
         let body = doc.bytes(&endpoint.sample(nonce));
@@ -1161,7 +1161,7 @@ fn malformed_queries_paths_and_headers_are_refused_with_a_reason() {
                 .join("&")
         });
     let cases = (0..URI_TARGETS.len(), query, query_value(), "[ -~]{0,80}");
-    check(500, cases, |(target, query, value, header_value)| {
+    check(1000, cases, |(target, query, value, header_value)| {
         let (method, template, caller) = URI_TARGETS[target];
         let uri = template.replace("{q}", &query).replace("{v}", &value);
         let Ok(parsed) = uri.parse::<axum::http::Uri>() else {
@@ -1471,7 +1471,7 @@ fn mutated_policy_files_are_refused_with_file_and_line() {
         .iter()
         .map(|f| std::fs::read_to_string(source.join(f)).unwrap())
         .collect();
-    check(150, (0..files.len(), edits()), |(i, edits)| {
+    check(300, (0..files.len(), edits()), |(i, edits)| {
         let dir = tempfile::tempdir().unwrap();
         let mut written = Vec::new();
         for (j, (file, original)) in files.iter().zip(&texts).enumerate() {
