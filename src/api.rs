@@ -96,6 +96,24 @@ impl fmt::Debug for Token {
     }
 }
 
+impl utoipa::PartialSchema for Token {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::Custom(
+                "password".into(),
+            )))
+            .min_length(Some(1))
+            .description(Some(
+                "A bearer token; shown once, stored by the coordinator only as a hash",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Token {}
+
 impl Serialize for Token {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.0.expose())
@@ -117,7 +135,7 @@ impl<'de> Deserialize<'de> for Token {
 
 /// `POST /api/v1/agents/enrol`: the first call of a new agent. The enrolment token is issued
 /// by an operator for one host and is consumed by this call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrolRequest {
     /// The one-time enrolment token.
     pub enrolment_token: Token,
@@ -131,7 +149,7 @@ pub struct EnrolRequest {
 
 /// The answer to [`EnrolRequest`]. The agent stores the token (readable by its user only) and
 /// sends it as `Authorization: Bearer <token>` on every later call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrolResponse {
     pub agent_id: Uuid,
     pub agent_token: Token,
@@ -141,7 +159,7 @@ pub struct EnrolResponse {
 // Heartbeat
 
 /// `POST /api/v1/agents/heartbeat`: what the agent reports about itself, every minute or so.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Heartbeat {
     pub host: String,
     /// The agent's lifeboat version.
@@ -158,7 +176,7 @@ pub struct Heartbeat {
 }
 
 /// The state of the agent's local spool of undelivered run records.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SpoolStatus {
     /// Records waiting for delivery.
     pub depth: u64,
@@ -175,7 +193,7 @@ pub struct SpoolStatus {
 }
 
 /// How one assigned system is doing, as the agent sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SystemStatus {
     pub system: SystemId,
     /// The most recent backup run, whatever its outcome.
@@ -197,7 +215,7 @@ pub struct SystemStatus {
 }
 
 /// The start and outcome of a finished run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LastRun {
     pub run_id: String,
     pub started_at: Timestamp,
@@ -205,7 +223,7 @@ pub struct LastRun {
 }
 
 /// A job in progress.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunningJob {
     pub run_id: String,
     pub kind: RunKind,
@@ -213,7 +231,7 @@ pub struct RunningJob {
 }
 
 /// The answer to a [`Heartbeat`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeartbeatResponse {
     /// The coordinator's clock when it answered.
     pub server_time: Timestamp,
@@ -239,7 +257,7 @@ impl HeartbeatResponse {
 
 /// Something the coordinator asks the agent to do, tagged by `command`:
 /// `{"command": "backup-now", "system": "linfen-finance"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum Command {
     /// Run the system's backup now, outside its schedule.
@@ -256,7 +274,7 @@ pub enum Command {
 /// writes them into a directory and loads it with the normal policy loader, so an assignment is
 /// checked exactly like a hand-written policy; it keeps running the last good one when a new one
 /// fails to load or the coordinator is unreachable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Assignment {
     /// [`Assignment::digest_of`] the files; also the HTTP entity tag of this answer.
     pub digest: String,
@@ -265,7 +283,7 @@ pub struct Assignment {
 }
 
 /// One policy file of an [`Assignment`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AssignmentFile {
     pub name: PolicyFileName,
     /// The file's TOML text.
@@ -329,8 +347,9 @@ impl Assignment {
 /// `[A-Za-z0-9][A-Za-z0-9._-]*\.toml`, at most [`PolicyFileName::MAX_LEN`] bytes. The agent
 /// writes the file under this name, so anything that could leave the directory or hide the file
 /// (`/`, `..`, a leading dot) is refused when the answer is decoded.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, pattern = "^[a-zA-Z0-9][a-zA-Z0-9._-]*\\.toml$")]
 pub struct PolicyFileName(String);
 
 impl PolicyFileName {
@@ -400,13 +419,13 @@ pub fn etag_matches(if_none_match: &str, digest: &str) -> bool {
 // Run records
 
 /// `POST /api/v1/agents/runs`: spooled records, in the order they were spooled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunBatch {
     pub records: Vec<RunEnvelope>,
 }
 
 /// One spooled run record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunEnvelope {
     /// The idempotency key: the record's `run_id`.
     pub key: String,
@@ -421,7 +440,7 @@ pub struct RunEnvelope {
 }
 
 /// The answer to a [`RunBatch`]. Every key of the batch appears in `accepted` or `rejected`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunBatchResponse {
     /// Keys now stored by the coordinator, duplicates included: the agent may forget them.
     pub accepted: Vec<String>,
@@ -433,7 +452,7 @@ pub struct RunBatchResponse {
 }
 
 /// A record the coordinator did not store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rejection {
     pub key: String,
     pub code: RejectCode,
@@ -442,7 +461,7 @@ pub struct Rejection {
 }
 
 /// Why a record was not stored, and so what the agent does with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RejectCode {
     /// The record is invalid and will never be accepted: the agent quarantines it.
@@ -478,7 +497,7 @@ impl RejectCode {
 
 /// The body of every 4xx and 5xx answer. `message` is for people and never holds internals
 /// (those are logged by the coordinator) or secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiError {
     pub error: ErrorCode,
     pub message: String,
@@ -494,7 +513,7 @@ impl ApiError {
 }
 
 /// Stable, machine-readable error codes, each with its HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ErrorCode {
     /// 400: the body or a parameter is invalid.

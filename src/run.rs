@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// What a run did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunKind {
     Init,
@@ -20,7 +20,7 @@ pub enum RunKind {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Everything the run was asked to do succeeded.
@@ -32,14 +32,14 @@ pub enum Outcome {
 }
 
 /// A classified failure: `kind` is stable and machine-readable, `message` is for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunError {
     pub kind: String,
     pub message: String,
 }
 
 /// What happened at one repository during a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RepoResult {
     pub repository: String,
     /// `local`, `same-site`, `same-city` or `remote`.
@@ -60,7 +60,7 @@ pub struct RepoResult {
 }
 
 /// Statistics of the data read from the source.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceStats {
     pub files: u64,
     pub files_new: u64,
@@ -71,7 +71,7 @@ pub struct SourceStats {
 }
 
 /// How deep a check went.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckScope {
     /// Pack contents were read (all of them, or `subset`).
     pub read_data: bool,
@@ -82,7 +82,7 @@ pub struct CheckScope {
 }
 
 /// One execution, as reported to the coordinator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
     /// Unique id; also the idempotency key when the record is delivered.
     pub run_id: String,

@@ -128,6 +128,27 @@ fn the_coordinator_serves_https_and_the_agent_client_trusts_it_by_ca_file() {
     let log_text = std::fs::read_to_string(&log_path).unwrap();
     assert!(log_text.contains("HTTPS"), "{log_text}");
 
+    // The OpenAPI document is served without a login and names every agent route.
+    let doc: serde_json::Value = rt.block_on(async {
+        trusting
+            .get(format!("{base}/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    for path in [
+        lifeboat::api::ENROL_PATH,
+        lifeboat::api::HEARTBEAT_PATH,
+        lifeboat::api::RUNS_PATH,
+        "/api/v1/systems/{id}",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+
     // A client that does not trust the certificate is refused in the handshake.
     let err = get(&rt, &https_client(None), &format!("{base}/healthz")).unwrap_err();
     assert!(err.is_connect(), "{err:?}");

@@ -42,7 +42,7 @@ impl HeartbeatSeen {
 }
 
 /// Whether an agent is heard from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentStatus {
     Online,

@@ -19,7 +19,19 @@ use crate::run::Outcome;
 use super::evidence::SnapshotId;
 
 /// Where a system stands against its target for one scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Exposure at or below [`Settings::at_risk_percent`] of the target.

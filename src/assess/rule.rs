@@ -17,7 +17,7 @@ use super::{Col, SystemView};
 use crate::policy::{RepoId, Repository, StorageKind};
 
 /// One digit of 3-2-1-1-0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DigitKind {
     /// Copies of the data, production included (the "3").

@@ -9,7 +9,19 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{Location, OffsiteClass, Repository, Tier};
 
 /// What is being protected against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// A disk, server or database is lost: every copy counts.

@@ -19,15 +19,30 @@ pub struct CoordinatorConfig {
     /// host's part of it.
     pub policy_dir: PathBuf,
     /// Serve plain HTTP on an address that is not loopback (behind a TLS-terminating proxy
-    /// only). Without it, a non-loopback `listen` is refused: agent tokens travel in headers.
+    /// only). Without it and without `[tls]`, a non-loopback `listen` is refused: agent tokens
+    /// travel in headers.
     #[serde(default)]
     pub allow_http: bool,
     /// How often the assessment sweep runs, e.g. `"30s"` (the default) or `"5m"`.
     #[serde(default = "default_sweep_every")]
     pub sweep_every: Duration,
+    /// Serve HTTPS with this certificate and key (rustls, in the process).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// `[alerts]`: rules' thresholds, webhooks and e-mail (see `alerts::config`).
     #[serde(default)]
     pub alerts: super::alerts::AlertsConfig,
+}
+
+/// `[tls]`: the coordinator's certificate chain and private key, PEM files. The files are read
+/// at start and again whenever they change, so a renewed certificate needs no restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server certificate followed by its intermediates.
+    pub cert_file: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1); readable by the coordinator's user only.
+    pub key_file: PathBuf,
 }
 
 fn default_sweep_every() -> Duration {
@@ -45,7 +60,7 @@ impl CoordinatorConfig {
             hint: Some("pass --config with the path of coordinator.toml (see deploy/)".into()),
         })?;
         let config: CoordinatorConfig = parse_document(path, &text)?;
-        if !config.listen.ip().is_loopback() && !config.allow_http {
+        if !config.listen.ip().is_loopback() && !config.allow_http && config.tls.is_none() {
             return Err(Problem {
                 file: path.to_path_buf(),
                 line: text
@@ -59,7 +74,7 @@ impl CoordinatorConfig {
                     config.listen
                 ),
                 hint: Some(
-                    "listen on 127.0.0.1 behind a TLS-terminating proxy, or set allow-http = true on a trusted network"
+                    "add a [tls] section with cert-file and key-file, listen on 127.0.0.1 behind a TLS-terminating proxy, or set allow-http = true on a trusted network"
                         .into(),
                 ),
             });

@@ -162,7 +162,7 @@ fn limit(requested: Option<u32>) -> u32 {
 pub struct PolicyLoads(Arc<RwLock<Option<Arc<PolicyLoad>>>>);
 
 /// One load of the policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PolicyLoad {
     pub digest: String,
     pub loaded_at: Timestamp,
@@ -171,7 +171,7 @@ pub struct PolicyLoad {
 }
 
 /// One policy file and the sha256 (hex) of its bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PolicyFile {
     pub path: String,
     pub sha256: String,
@@ -248,7 +248,7 @@ fn walk_toml(dir: &Path, found: &mut Vec<PathBuf>) {
 // Wire types (people-facing)
 
 /// Status counts of one tier (or of all) for one scenario.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub compliant: u32,
     pub at_risk: u32,
@@ -269,7 +269,7 @@ impl From<&crate::assess::StatusCounts> for Counts {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScenarioCounts {
     pub scenario: Scenario,
     pub total: Counts,
@@ -277,7 +277,7 @@ pub struct ScenarioCounts {
 }
 
 /// `GET /api/v1/fleet`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FleetSummaryView {
     pub assessed_at: Timestamp,
     pub policy_digest: String,
@@ -288,7 +288,7 @@ pub struct FleetSummaryView {
 }
 
 /// One site of `GET /api/v1/sites`. Agents are counted by the hosts of the site's systems.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SiteView {
     pub id: SiteId,
     pub name: String,
@@ -304,7 +304,7 @@ pub struct SiteView {
 }
 
 /// One repository of `GET /api/v1/repositories`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RepositoryView {
     pub id: RepoId,
     /// The location as written in the policy (a path or `s3://bucket/prefix`): it never holds
@@ -319,7 +319,7 @@ pub struct RepositoryView {
 }
 
 /// A system's status for one scenario, in lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ScenarioStatus {
     pub scenario: Scenario,
     pub status: Status,
@@ -346,7 +346,7 @@ impl From<&RpoAssessment> for ScenarioStatus {
 }
 
 /// One system of `GET /api/v1/systems`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SystemRow {
     pub id: SystemId,
     pub name: String,
@@ -359,7 +359,7 @@ pub struct SystemRow {
 }
 
 /// A page of systems.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SystemsPage {
     pub assessed_at: Timestamp,
     pub systems: Vec<SystemRow>,
@@ -369,7 +369,7 @@ pub struct SystemsPage {
 
 /// `?tier=&site=&scenario=&status=&limit=&after=`. `status` filters on `scenario` (default:
 /// `site-loss`, the headline).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SystemsQuery {
     pub tier: Option<TierId>,
@@ -381,7 +381,7 @@ pub struct SystemsQuery {
 }
 
 /// One reason, for people and for machines.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Explained {
     pub text: String,
     pub detail: serde_json::Value,
@@ -394,7 +394,7 @@ fn explained<T: std::fmt::Display + Serialize>(value: &T) -> Explained {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScenarioDetail {
     #[serde(flatten)]
     pub status: ScenarioStatus,
@@ -403,7 +403,7 @@ pub struct ScenarioDetail {
     pub reasons: Vec<Explained>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DigitView {
     pub kind: crate::assess::DigitKind,
     pub required: u32,
@@ -413,14 +413,14 @@ pub struct DigitView {
     pub notes: Vec<Explained>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RuleView {
     /// 3-2-1-1-0 met on every digit.
     pub conformant: bool,
     pub digits: Vec<DigitView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IntegrityView {
     pub repository: RepoId,
     pub ok: bool,
@@ -431,7 +431,7 @@ pub struct IntegrityView {
     pub issues: Vec<Explained>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ClockView {
     /// The agent's times were corrected (its clock is skewed).
     pub corrected: bool,
@@ -440,7 +440,7 @@ pub struct ClockView {
 }
 
 /// The full assessment of a system.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AssessmentView {
     pub assessed_at: Timestamp,
     pub scenarios: Vec<ScenarioDetail>,
@@ -449,7 +449,7 @@ pub struct AssessmentView {
     pub clock: ClockView,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AgentView {
     pub host: String,
     pub status: AgentStatus,
@@ -476,7 +476,7 @@ fn millis(d: jiff::SignedDuration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ChainLink {
     pub id: RepoId,
     pub location: Option<Location>,
@@ -484,13 +484,13 @@ pub struct ChainLink {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ScheduleView {
     pub job: JobKind,
     pub cron: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StreamView {
     /// The file's name in the snapshot (the command is not shown).
     pub filename: String,
@@ -498,7 +498,7 @@ pub struct StreamView {
 }
 
 /// What the policy says of a system.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SystemPolicyView {
     pub description: Option<String>,
     pub paths: Vec<String>,
@@ -511,7 +511,7 @@ pub struct SystemPolicyView {
 }
 
 /// One stored run record with its store metadata.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunView {
     /// The store's id: pass the last one of a page as `after`.
     pub id: i64,
@@ -532,7 +532,7 @@ impl From<StoredRun> for RunView {
 }
 
 /// `GET /api/v1/systems/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SystemDetail {
     #[serde(flatten)]
     pub row: SystemRow,
@@ -544,14 +544,14 @@ pub struct SystemDetail {
     pub runs: Vec<RunView>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RunsPage {
     pub runs: Vec<RunView>,
     pub next_after: Option<i64>,
 }
 
 /// `?system=&host=&kind=&outcome=&since=&until=&limit=&after=`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunsQuery {
     pub system: Option<String>,
@@ -564,14 +564,14 @@ pub struct RunsQuery {
     pub after: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotsQuery {
     pub system: Option<String>,
 }
 
 /// One snapshot's copy at one repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CopyAt {
     pub repository: RepoId,
     pub available_at: Timestamp,
@@ -580,7 +580,7 @@ pub struct CopyAt {
     pub verified: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SnapshotView {
     pub id: String,
     /// `None` until the backup record arrives (a copy record named it first).
@@ -593,7 +593,7 @@ pub struct SnapshotView {
     pub copies: Vec<CopyAt>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RepositoryWrites {
     pub repository: RepoId,
     pub last_success: Option<Timestamp>,
@@ -605,7 +605,7 @@ pub struct RepositoryWrites {
 }
 
 /// `GET /api/v1/snapshots?system=ID`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SnapshotInventory {
     pub system: SystemId,
     pub built_at: Timestamp,
@@ -618,7 +618,7 @@ pub struct SnapshotInventory {
 }
 
 /// One row of `GET /api/v1/assessments`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AssessmentRow {
     pub system: SystemId,
     pub tier: TierId,
@@ -628,7 +628,7 @@ pub struct AssessmentRow {
     pub reasons: Vec<Explained>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AssessmentsPage {
     pub assessed_at: Timestamp,
     pub assessments: Vec<AssessmentRow>,
@@ -637,7 +637,7 @@ pub struct AssessmentsPage {
 }
 
 /// `?scenario=&tier=&status=&limit=&after=` (`limit` counts systems).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssessmentsQuery {
     pub scenario: Option<Scenario>,
@@ -647,7 +647,7 @@ pub struct AssessmentsQuery {
     pub after: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PolicyView {
     pub digest: String,
     /// `None` if the load was not noted (only in tests).
@@ -659,13 +659,30 @@ pub struct PolicyView {
     pub systems: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BackupNowView {
     pub system: SystemId,
     pub host: String,
     /// `false`: the same command was waiting already.
     pub queued: bool,
     pub message: String,
+}
+
+/// The schemas of this module's answers, for the OpenAPI document.
+pub(super) fn schemas() -> super::openapi::Schemas {
+    use super::openapi::{add, add_list};
+    let mut out = Vec::new();
+    add::<FleetSummaryView>(&mut out);
+    add_list::<SiteView>(&mut out, "SiteList");
+    add_list::<RepositoryView>(&mut out, "RepositoryList");
+    add::<SystemsPage>(&mut out);
+    add::<SystemDetail>(&mut out);
+    add::<BackupNowView>(&mut out);
+    add::<RunsPage>(&mut out);
+    add::<SnapshotInventory>(&mut out);
+    add::<AssessmentsPage>(&mut out);
+    add::<PolicyView>(&mut out);
+    out
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -99,21 +99,21 @@ fn query_rejection(e: &QueryRejection) -> Failure {
 // ---------------------------------------------------------------------------------------------
 // Wire types (people-facing; never a hash)
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     name: String,
     password: Token,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct LoginResponse {
     token: Token,
     expires_at: Timestamp,
     role: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct UserView {
     name: String,
     role: &'static str,
@@ -133,7 +133,7 @@ impl From<&User> for UserView {
 }
 
 /// A role on the wire.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 enum WireRole {
     Viewer,
@@ -151,7 +151,7 @@ impl From<WireRole> for Role {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUserRequest {
     name: String,
@@ -159,7 +159,7 @@ struct NewUserRequest {
     role: WireRole,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserUpdate {
     role: Option<WireRole>,
@@ -167,7 +167,7 @@ struct UserUpdate {
     password: Option<Token>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewTokenRequest {
     user: String,
@@ -175,7 +175,7 @@ struct NewTokenRequest {
     label: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct NewTokenResponse {
     id: String,
     /// Shown once; only its hash is kept.
@@ -185,7 +185,7 @@ struct NewTokenResponse {
     created_at: Timestamp,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct TokenView {
     id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -226,7 +226,7 @@ struct AuditQuery {
     offset: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct AuditView {
     id: i64,
     at: Timestamp,
@@ -263,7 +263,7 @@ fn page(limit: Option<u32>, offset: Option<u64>) -> Page {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct AgentView {
     id: Uuid,
     host: String,
@@ -292,22 +292,42 @@ impl From<&Agent> for AgentView {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EnrolmentTokenRequest {
     host: String,
     site: String,
     /// e.g. `"24h"` (the default); at most 30 days.
+    #[schema(value_type = Option<String>)]
     valid: Option<crate::policy::Duration>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct EnrolmentTokenResponse {
     /// Shown once; only its hash is kept.
     token: Token,
     host: String,
     site: String,
     expires_at: Timestamp,
+}
+
+/// The schemas of this module's wire types, for the OpenAPI document.
+pub(super) fn schemas() -> super::openapi::Schemas {
+    use super::openapi::{add, add_list};
+    let mut out = Vec::new();
+    add::<LoginRequest>(&mut out);
+    add::<LoginResponse>(&mut out);
+    add::<NewUserRequest>(&mut out);
+    add::<UserUpdate>(&mut out);
+    add::<NewTokenRequest>(&mut out);
+    add::<NewTokenResponse>(&mut out);
+    add::<EnrolmentTokenRequest>(&mut out);
+    add::<EnrolmentTokenResponse>(&mut out);
+    add_list::<UserView>(&mut out, "UserList");
+    add_list::<TokenView>(&mut out, "TokenList");
+    add_list::<AuditView>(&mut out, "AuditList");
+    add_list::<AgentView>(&mut out, "AgentList");
+    out
 }
 
 // ---------------------------------------------------------------------------------------------

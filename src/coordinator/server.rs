@@ -15,7 +15,9 @@ use super::alerts::notify::Notifier;
 use super::alerts::{self, Evaluator};
 use super::auth;
 use super::config::CoordinatorConfig;
+use super::fleet_api::{self, FleetApi, PolicyLoads};
 use super::metrics::{self, Metrics, MetricsState};
+use super::openapi;
 use super::people_api::{self, EnrolmentTokenError, PeopleApi, issue_enrolment_token};
 use super::store::{NewAuditEntry, Role, Store, StoreError};
 use super::sweep::{SweepConfig, SweepHandle, Sweeper};
@@ -39,13 +41,17 @@ pub enum CoordinatorError {
         source: std::io::Error,
     },
     #[error("{0}")]
+    Tls(#[from] super::tls::TlsError),
+    #[error("{0}")]
     Usage(String),
 }
 
 impl CoordinatorError {
     pub fn exit(&self) -> Exit {
         match self {
-            CoordinatorError::Config(_) | CoordinatorError::Policy(_) => Exit::Policy,
+            CoordinatorError::Config(_)
+            | CoordinatorError::Policy(_)
+            | CoordinatorError::Tls(_) => Exit::Policy,
             CoordinatorError::Store(e) if e.is_unavailable() => Exit::Unreachable,
             CoordinatorError::Usage(_) => Exit::Usage,
             _ => Exit::Failure,
@@ -58,6 +64,7 @@ impl CoordinatorError {
             CoordinatorError::Policy(_) => "policy",
             CoordinatorError::Store(_) => "store",
             CoordinatorError::Io { .. } => "io",
+            CoordinatorError::Tls(_) => "tls",
             CoordinatorError::Usage(_) => "usage",
         }
     }
@@ -73,11 +80,15 @@ async fn open(config: &Path) -> Result<(CoordinatorConfig, Store, Policy), Coord
 /// Serves until SIGTERM or SIGINT.
 pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, CoordinatorError> {
     let (cfg, store, policy) = open(config).await?;
+    // Which files the policy in force came from, and when (GET /api/v1/policy).
+    let loads = PolicyLoads::default();
+    loads.record(&cfg.policy_dir, &policy, clock.now());
     let policy = Arc::new(RwLock::new(Arc::new(policy)));
     // Reload the policy; a broken one is reported and the last good one kept.
     {
         let policy = policy.clone();
         let dir = cfg.policy_dir.clone();
+        let (loads, clock) = (loads.clone(), clock.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             let mut last_error = String::new();
@@ -89,6 +100,7 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
                         let mut current = policy.write().unwrap_or_else(|e| e.into_inner());
                         if current.digest != p.digest {
                             tracing::info!(digest = %p.digest, "policy reloaded");
+                            loads.record(&dir, &p, clock.now());
                             *current = Arc::new(p);
                         }
                     }
@@ -120,7 +132,10 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
         store.clone(),
         policy.clone(),
         clock.clone(),
-        SweepConfig::default(),
+        SweepConfig {
+            every: cfg.sweep_every.as_std(),
+            ..SweepConfig::default()
+        },
     );
     let sweeping = tokio::spawn(sweeper.run(async move {
         let _ = shutdown_rx.wait_for(|stop| *stop).await;
@@ -133,35 +148,67 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
             let _ = stop.wait_for(|stop| *stop).await;
         }))
     };
-    let app = app(store.clone(), policy, clock, Metrics::new(), sweep);
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
+    // The operator/viewer read API; its requests are timed like the others.
+    let metrics = Metrics::new();
+    let fleet = fleet_api::router(FleetApi::new(
+        store.clone(),
+        policy.clone(),
+        clock.clone(),
+        sweep.clone(),
+        loads,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        metrics.clone(),
+        metrics::track,
+    ));
+    let app = app(store.clone(), policy, clock, metrics, sweep).merge(fleet);
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|source| CoordinatorError::Io {
             context: format!("cannot listen on {}", cfg.listen),
             source,
         })?;
-    tracing::info!(listen = %cfg.listen, backend = store.backend_name(), "coordinator started");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            use tokio::signal::unix::{SignalKind, signal};
-            match (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) {
-                (Ok(mut term), Ok(mut int)) => {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
-                    }
-                }
-                _ => std::future::pending::<()>().await,
-            }
-        })
-        .await
-        .map_err(|source| CoordinatorError::Io {
-            context: "the HTTP server failed".into(),
-            source,
-        })?;
+    let handle = axum_server::Handle::new();
+    {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            handle.graceful_shutdown(Some(GRACE));
+        });
+    }
+    let service = app.into_make_service();
+    let served = match &cfg.tls {
+        Some(tls) => {
+            let rustls = super::tls::load(tls).await?;
+            let watcher = tokio::spawn(super::tls::watch(tls.clone(), rustls.clone()));
+            tracing::info!(listen = %cfg.listen, backend = store.backend_name(), "coordinator started (HTTPS)");
+            let served = axum_server::from_tcp_rustls(listener, rustls)
+                .map_err(|source| CoordinatorError::Io {
+                    context: format!("cannot serve on {}", cfg.listen),
+                    source,
+                })?
+                .handle(handle)
+                .serve(service)
+                .await;
+            watcher.abort();
+            served
+        }
+        None => {
+            tracing::info!(listen = %cfg.listen, backend = store.backend_name(), "coordinator started (plain HTTP)");
+            axum_server::from_tcp(listener)
+                .map_err(|source| CoordinatorError::Io {
+                    context: format!("cannot serve on {}", cfg.listen),
+                    source,
+                })?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
+    };
+    served.map_err(|source| CoordinatorError::Io {
+        context: "the HTTP server failed".into(),
+        source,
+    })?;
     shutdown_tx.send_replace(true);
     let _ = sweeping.await;
     let _ = alerting.await;
@@ -185,6 +232,7 @@ pub fn app(
         sweep,
     });
     let ready_store = store.clone();
+    let document = Arc::new(openapi::document(Vec::new()));
     let people = people_api::router(PeopleApi::new(store.clone(), policy.clone(), clock.clone()));
     let (store_for_alerts, clock_for_alerts) = (store.clone(), clock.clone());
     AgentApi::new(store, policy, clock)
@@ -199,6 +247,10 @@ pub fn app(
             get(metrics::serve).with_state(metrics_state),
         )
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            openapi::OPENAPI_PATH,
+            get(move || openapi::serve(document.clone())),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -219,6 +271,26 @@ pub fn app(
             metrics,
             metrics::track,
         ))
+}
+
+/// How long requests in flight may take to finish after SIGTERM.
+const GRACE: Duration = Duration::from_secs(20);
+
+/// Completes on SIGTERM or SIGINT (never, if the handlers cannot be installed).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
 }
 
 /// Issues a one-time enrolment token for `host` at `site`, valid for `valid`; prints it once.

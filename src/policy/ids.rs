@@ -48,6 +48,17 @@ pub fn check_id(s: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// The OpenAPI schema of every id type: a string in the id alphabet.
+fn id_schema(name: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$"))
+        .max_length(Some(MAX_ID_LEN))
+        .description(Some(format!("{name}: letters, digits, '.', '_' and '-'")))
+        .into()
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -92,6 +103,14 @@ macro_rules! id_type {
                 &self.0
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                id_schema(stringify!($name))
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
     };
 }
 

@@ -120,7 +120,7 @@ pub struct Site {
     pub timezone: TimeZone,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum SiteRole {
     Branch,
@@ -193,7 +193,9 @@ pub struct Repository {
 
 /// How far a repository is from the systems that use it, nearest first (the order is used:
 /// `Location::SameCity` and beyond survive the loss of the site).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Location {
     /// On the system's own machine or storage.
@@ -267,7 +269,9 @@ pub struct Schedule {
     pub cron: Cron,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobKind {
     /// Snapshot the paths into the first repository.
