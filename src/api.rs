@@ -524,6 +524,8 @@ pub enum ErrorCode {
     Forbidden,
     /// 404
     NotFound,
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed,
     /// 409: e.g. an enrolment token already used.
     Conflict,
     /// 413: e.g. more than [`MAX_RUN_BATCH`] records.
@@ -550,6 +552,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict => 409,
             ErrorCode::TooLarge => 413,
             ErrorCode::RateLimited => 429,

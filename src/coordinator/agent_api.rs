@@ -173,7 +173,16 @@ impl AgentApi {
     }
 }
 
+/// Whether a string anywhere in `value` holds a NUL character (which PostgreSQL cannot store).
+fn holds_nul(value: &impl serde::Serialize) -> bool {
+    serde_json::to_string(value).map_or(true, |json| json.contains("\\u0000"))
+}
+
 async fn enrol(State(api): State<AgentApi>, Body(req): Body<EnrolRequest>) -> Response {
+    if holds_nul(&req) {
+        return Failure::bad_request("a string in the request holds a NUL character")
+            .into_response();
+    }
     let hash = TokenHash::of(req.enrolment_token.secret());
     let token = Secret::new(
         uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string(),
@@ -246,6 +255,10 @@ async fn heartbeat(
         Ok(a) => a,
         Err(f) => return f.into_response(),
     };
+    if holds_nul(&beat) {
+        return Failure::bad_request("a string in the heartbeat holds a NUL character")
+            .into_response();
+    }
     let now = api.clock.now();
     let offset = now.duration_since(beat.sent_at);
     if let Err(e) = api
@@ -342,6 +355,16 @@ async fn runs(
                 key: env.key.clone(),
                 code: RejectCode::Malformed,
                 reason: format!("the sequence number {} is above 2^63 - 1", env.seq),
+            });
+            continue;
+        }
+        // PostgreSQL cannot hold a NUL character in text or JSONB; refuse it on every backend
+        // alike, or the record would be answered `retry` forever.
+        if holds_nul(&env.record) {
+            answer.rejected.push(Rejection {
+                key: env.key.clone(),
+                code: RejectCode::Malformed,
+                reason: "a string in the record holds a NUL character".into(),
             });
             continue;
         }

@@ -161,7 +161,9 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
         metrics.clone(),
         metrics::track,
     ));
-    let app = app(store.clone(), policy, clock, metrics, sweep).merge(fleet);
+    let app = app(store.clone(), policy, clock, metrics, sweep)
+        .merge(fleet)
+        .method_not_allowed_fallback(method_not_allowed);
     let listener = std::net::TcpListener::bind(cfg.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|source| CoordinatorError::Io {
@@ -267,10 +269,20 @@ pub fn app(
         .fallback(|| async {
             auth::Failure::not_found("no such endpoint (the API is under /api/v1)")
         })
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track,
         ))
+}
+
+/// A known route asked with a method it does not serve: 405 with an `ApiError`.
+async fn method_not_allowed(method: axum::http::Method) -> auth::Failure {
+    auth::Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        crate::api::ErrorCode::MethodNotAllowed,
+        format!("{method} is not served on this route; see /api/v1/openapi.json"),
+    )
 }
 
 /// How long requests in flight may take to finish after SIGTERM.

@@ -123,6 +123,9 @@ fn classify_database(db: &dyn sqlx::error::DatabaseError) -> StoreError {
         );
     if transient {
         StoreError::Unavailable(format!("PostgreSQL {code}: {msg}"))
+    } else if code.starts_with("22") {
+        // Data exception (a NUL character, a number out of range): the value is the caller's.
+        StoreError::Invalid(format!("PostgreSQL {code}: {msg}"))
     } else {
         StoreError::Other(format!("PostgreSQL {code}: {msg}"))
     }
