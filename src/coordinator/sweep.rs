@@ -305,25 +305,28 @@ impl Sweeper {
             Some(e) if e.policy_digest == policy.digest => e,
             _ => Evidence::new(&policy.digest),
         };
-        // New records, a batch at a time; each batch is ingested off the async threads.
-        loop {
-            let runs = self
-                .store
-                .runs_after(evidence.last_id, self.config.batch)
-                .await?;
-            let full = runs.len() >= self.config.batch as usize;
-            if runs.is_empty() {
-                break;
-            }
+        // New records, a batch at a time; each batch is ingested off the async threads while the
+        // next one is read (the store id of a batch's last record is known before ingesting it).
+        let batch = self.config.batch;
+        let mut runs = self.store.runs_after(evidence.last_id, batch).await?;
+        while !runs.is_empty() {
+            let full = runs.len() >= batch as usize;
+            let last_id = runs.iter().map(|r| r.id).max().unwrap_or(evidence.last_id);
             let p = Arc::clone(&policy);
-            evidence = blocking(move || {
+            let ingesting = blocking(move || {
                 ingest(&mut evidence, &runs, &p);
                 evidence
-            })
-            .await?;
-            if !full {
-                break;
-            }
+            });
+            let reading = async {
+                if full {
+                    self.store.runs_after(last_id, batch).await
+                } else {
+                    Ok(Vec::new())
+                }
+            };
+            let (ingested, next) = tokio::join!(ingesting, reading);
+            evidence = ingested?;
+            runs = next?;
         }
         let heartbeats = self.latest_heartbeats().await?;
         let now = self.clock.now();

@@ -142,6 +142,8 @@ pub fn plan(
 pub enum AlertError {
     #[error("alerts cannot read or write their state: {0}")]
     Store(#[from] StoreError),
+    #[error("the alert evaluation task failed: {0}")]
+    Task(String),
 }
 
 /// Channels that still owe a notification: what this replica remembers between evaluations.
@@ -190,14 +192,14 @@ impl Evaluator {
                 view = sweep.changed() => view,
             };
             let Some(view) = view else { break };
-            if let Err(e) = self.evaluate(&view).await {
+            if let Err(e) = self.evaluate(view).await {
                 tracing::warn!("{e}");
             }
         }
     }
 
     /// One evaluation of `view`: rules, plan, deliveries, state. Returns the steps taken.
-    pub async fn evaluate(&mut self, view: &FleetView) -> Result<Vec<Step>, AlertError> {
+    pub async fn evaluate(&mut self, view: Arc<FleetView>) -> Result<Vec<Step>, AlertError> {
         let spools: Vec<HostSpool> = self
             .store
             .latest_heartbeats()
@@ -209,22 +211,28 @@ impl Evaluator {
                 spool: hb.heartbeat.spool,
             })
             .collect();
-        let active = rules::evaluate(
-            &Inputs::new(view, &spools),
-            &self.thresholds,
-            view.assessed_at,
-        );
         let stored = self.store.alerts_with_details(None).await?;
         let now = self.clock.now();
-        let steps = plan(active, stored, self.repeat_every, now);
+        // Rules and plan are CPU work over the whole fleet (a second at 50,000 systems): off the
+        // async threads, so that the HTTP handlers never wait for them.
+        let (thresholds, repeat_every) = (self.thresholds, self.repeat_every);
+        let steps = tokio::task::spawn_blocking(move || {
+            let active =
+                rules::evaluate(&Inputs::new(&view, &spools), &thresholds, view.assessed_at);
+            plan(active, stored, repeat_every, now)
+        })
+        .await
+        .map_err(|e| AlertError::Task(e.to_string()))?;
         let all = self.notifier.names();
-        for step in &steps {
-            if let Step::Refresh { alert, state } = step {
-                self.store
-                    .upsert_alert(state, Some(&details_of(alert)))
-                    .await?;
-            }
-        }
+        // Every state change of this evaluation is written in batches: a first evaluation of a
+        // large fleet changes thousands.
+        let mut writes: Vec<(AlertState, Option<AlertDetails>)> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Refresh { alert, state } => Some((state.clone(), Some(details_of(alert)))),
+                _ => None,
+            })
+            .collect();
         let deliveries: Vec<(Step, Notification, BTreeSet<String>)> = steps
             .iter()
             .filter(|step| !matches!(step, Step::Refresh { .. }))
@@ -246,8 +254,9 @@ impl Evaluator {
             .collect()
             .await;
         for (step, failed) in results {
-            self.record(&step, failed, now).await?;
+            writes.extend(self.settle(&step, failed, now));
         }
+        self.store.upsert_alerts(&writes).await?;
         Ok(steps)
     }
 
@@ -327,19 +336,20 @@ impl Evaluator {
         }
     }
 
-    /// Writes the state after `step`'s delivery, `failed` naming the channels it missed.
-    async fn record(
+    /// The state to write after `step`'s delivery, `failed` naming the channels it missed
+    /// (`None`: nothing to write); remembers what each channel still owes.
+    fn settle(
         &mut self,
         step: &Step,
         failed: BTreeSet<String>,
         now: Timestamp,
-    ) -> Result<(), AlertError> {
+    ) -> Option<(AlertState, Option<AlertDetails>)> {
         let (rule, subject) = step.key();
         let key = (rule.to_string(), subject.to_string());
         let delivered = failed.is_empty();
         let (state, details, status) = match step {
             // A reminder missed somewhere is simply due again at the next evaluation.
-            Step::Remind { .. } if !delivered => return Ok(()),
+            Step::Remind { .. } if !delivered => return None,
             Step::Fire(alert)
             | Step::RetryFiring { alert, .. }
             | Step::Remind { alert, .. }
@@ -368,7 +378,6 @@ impl Evaluator {
                 AlertStatus::Resolved,
             ),
         };
-        self.store.upsert_alert(&state, details.as_ref()).await?;
         if delivered {
             self.owed.remove(&key);
         } else {
@@ -380,7 +389,7 @@ impl Evaluator {
                 },
             );
         }
-        Ok(())
+        Some((state, details))
     }
 }
 

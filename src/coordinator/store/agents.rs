@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{
     Agent, Enrolment, EnrolmentRefusal, EnrolmentToken, NewAgent, Page, Store, StoreError,
     StoredHeartbeat, StoredSystemStatus, TokenHash, from_micros, micros, opt_from_micros,
-    parse_uuid, stored_hash, with_pool,
+    parse_uuid, stored_hash, with_pool, with_writer,
 };
 use crate::api::{Heartbeat, SystemStatus};
 
@@ -77,7 +77,7 @@ impl Store {
     /// Stores a new enrolment token (issued by `token.created_by` for `token.host`; `used_*`
     /// are ignored). `Conflict` if the hash is stored already.
     pub async fn create_enrolment_token(&self, token: &EnrolmentToken) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO enrolment_tokens (hash, host, site, created_by, created_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -125,7 +125,7 @@ impl Store {
             "INSERT INTO agents (id, host, site, token_hash, enrolled_at, version)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING {AGENT_COLUMNS}"
         );
-        let enrolled: Option<AgentRow> = with_pool!(self, |pool| {
+        let enrolled: Option<AgentRow> = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             // The claim comes first: on SQLite it takes the write lock before anything is read.
             let claimed: Option<(String, String)> = sqlx::query_as(
@@ -214,7 +214,7 @@ impl Store {
 
     /// Marks the agent revoked at `now` (kept if it was revoked before). `NotFound` if unknown.
     pub async fn revoke_agent(&self, id: Uuid, now: Timestamp) -> Result<(), StoreError> {
-        let done = with_pool!(self, |pool| {
+        let done = with_writer!(self, |pool| {
             sqlx::query("UPDATE agents SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
                 .bind(micros(now))
                 .bind(id.to_string())
@@ -241,7 +241,7 @@ impl Store {
         let id = agent.to_string();
         let offset_ms = i64::try_from(clock_offset.as_millis()).unwrap_or(i64::MAX);
         let at = micros(received_at);
-        let found = with_pool!(self, |pool| {
+        let found = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let found = sqlx::query(
                 "UPDATE agents SET last_heartbeat_at = $1, version = $2, clock_offset_ms = $3

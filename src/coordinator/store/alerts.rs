@@ -3,8 +3,8 @@
 //! alerting module's job; this only remembers it, with what the alert said when it was last
 //! notified ([`AlertDetails`]) so that any replica can list alerts without evaluating them.
 
-use super::with_pool;
 use super::{AlertState, AlertStatus, Store, StoreError, from_micros, micros, opt_from_micros};
+use super::{with_pool, with_writer};
 
 /// What an alert said when it was last notified: its severity (`warning`, `critical`) and its
 /// one-line summary. Plain text to the store; the alerting module owns their meaning.
@@ -49,6 +49,18 @@ fn alert_from_row(row: AlertRow) -> Result<AlertState, StoreError> {
     })
 }
 
+/// Rows written per transaction by [`Store::upsert_alerts`].
+pub const ALERT_BATCH: usize = 200;
+
+const UPSERT_ALERT: &str = "INSERT INTO alert_state
+         (rule, subject, state, since, last_notified_at, severity, summary)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (rule, subject) DO UPDATE
+     SET state = excluded.state, since = excluded.since,
+         last_notified_at = excluded.last_notified_at,
+         severity = COALESCE(excluded.severity, alert_state.severity),
+         summary = COALESCE(excluded.summary, alert_state.summary)";
+
 impl Store {
     /// The state of `rule` about `subject`, if it was ever recorded.
     pub async fn alert_state(
@@ -71,7 +83,7 @@ impl Store {
 
     /// Inserts or replaces the state of `(state.rule, state.subject)`.
     pub async fn upsert_alert_state(&self, state: &AlertState) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO alert_state (rule, subject, state, since, last_notified_at)
                  VALUES ($1, $2, $3, $4, $5)
@@ -114,27 +126,46 @@ impl Store {
         state: &AlertState,
         details: Option<&AlertDetails>,
     ) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO alert_state
-                     (rule, subject, state, since, last_notified_at, severity, summary)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (rule, subject) DO UPDATE
-                 SET state = excluded.state, since = excluded.since,
-                     last_notified_at = excluded.last_notified_at,
-                     severity = COALESCE(excluded.severity, alert_state.severity),
-                     summary = COALESCE(excluded.summary, alert_state.summary)",
-            )
-            .bind(&state.rule)
-            .bind(&state.subject)
-            .bind(state.state.as_str())
-            .bind(micros(state.since))
-            .bind(state.last_notified_at.map(micros))
-            .bind(details.map(|d| d.severity.as_str()))
-            .bind(details.map(|d| d.summary.as_str()))
-            .execute(pool)
-            .await?;
+        with_writer!(self, |pool| {
+            sqlx::query(UPSERT_ALERT)
+                .bind(&state.rule)
+                .bind(&state.subject)
+                .bind(state.state.as_str())
+                .bind(micros(state.since))
+                .bind(state.last_notified_at.map(micros))
+                .bind(details.map(|d| d.severity.as_str()))
+                .bind(details.map(|d| d.summary.as_str()))
+                .execute(pool)
+                .await?;
         });
+        Ok(())
+    }
+
+    /// [`Store::upsert_alert`] for many alerts, in transactions of at most [`ALERT_BATCH`] rows:
+    /// a first evaluation of a large fleet writes thousands of states, and one transaction per
+    /// state would hold the database's write lock against run-record ingest for minutes.
+    pub async fn upsert_alerts(
+        &self,
+        alerts: &[(AlertState, Option<AlertDetails>)],
+    ) -> Result<(), StoreError> {
+        for chunk in alerts.chunks(ALERT_BATCH) {
+            with_writer!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                for (state, details) in chunk {
+                    sqlx::query(UPSERT_ALERT)
+                        .bind(&state.rule)
+                        .bind(&state.subject)
+                        .bind(state.state.as_str())
+                        .bind(micros(state.since))
+                        .bind(state.last_notified_at.map(micros))
+                        .bind(details.as_ref().map(|d| d.severity.as_str()))
+                        .bind(details.as_ref().map(|d| d.summary.as_str()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            });
+        }
         Ok(())
     }
 

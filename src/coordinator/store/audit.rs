@@ -6,7 +6,8 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::{
-    AuditEntry, AuditFilter, NewAuditEntry, Page, Store, StoreError, from_micros, micros, with_pool,
+    AuditEntry, AuditFilter, NewAuditEntry, Page, Store, StoreError, from_micros, micros,
+    with_pool, with_writer,
 };
 
 type AuditRow = (i64, i64, String, String, String, Json<Value>);
@@ -26,7 +27,7 @@ fn entry_from_row(row: AuditRow) -> Result<AuditEntry, StoreError> {
 impl Store {
     /// Appends `entry` and returns its id (ids increase in append order).
     pub async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64, StoreError> {
-        let id: i64 = with_pool!(self, |pool| {
+        let id: i64 = with_writer!(self, |pool| {
             sqlx::query_scalar(
                 "INSERT INTO audit_log (at, actor, action, target, detail)
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",

@@ -9,7 +9,9 @@
 use jiff::Timestamp;
 use sqlx::types::Json;
 
-use super::{CommandQueued, PendingCommand, Store, StoreError, from_micros, micros, with_pool};
+use super::{
+    CommandQueued, PendingCommand, Store, StoreError, from_micros, micros, with_pool, with_writer,
+};
 use crate::api::Command;
 
 type CommandRow = (i64, String, Json<Command>, String, i64);
@@ -37,7 +39,7 @@ impl Store {
         created_by: &str,
         now: Timestamp,
     ) -> Result<CommandQueued, StoreError> {
-        let answer = with_pool!(self, |pool| {
+        let answer = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let inserted: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO pending_commands (host, command, created_by, created_at)
@@ -77,7 +79,18 @@ impl Store {
     /// Takes every command waiting for `host`, oldest first: they are deleted by the statement
     /// that reads them, so each is handed out once.
     pub async fn take_commands(&self, host: &str) -> Result<Vec<PendingCommand>, StoreError> {
-        let rows: Vec<CommandRow> = with_pool!(self, |pool| {
+        // Every heartbeat asks, and almost always there is nothing: look with a read first, so
+        // that an empty answer costs no write transaction (SQLite serialises writers).
+        let waiting: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM pending_commands WHERE host = $1 LIMIT 1")
+                .bind(host)
+                .fetch_optional(pool)
+                .await?
+        });
+        if waiting.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<CommandRow> = with_writer!(self, |pool| {
             sqlx::query_as(
                 "DELETE FROM pending_commands WHERE host = $1
                  RETURNING id, host, command, created_by, created_at",

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{
     Page, RunFilter, RunInsert, Store, StoreError, StoredRun, from_micros, micros, parse_uuid,
-    with_pool,
+    with_pool, with_writer,
 };
 use crate::run::RunRecord;
 
@@ -54,7 +54,7 @@ impl Store {
         let agent_id = agent.to_string();
         let kind = wire_name(&record.kind)?;
         let outcome = wire_name(&record.outcome)?;
-        let inserted: Option<i64> = with_pool!(self, |pool| {
+        let inserted: Option<i64> = with_writer!(self, |pool| {
             sqlx::query_scalar(
                 "INSERT INTO runs (agent_id, run_key, seq, system, host, kind, outcome, started_at,
                                    finished_at, capture_time, received_at, record)
@@ -120,7 +120,7 @@ impl Store {
                 *record,
             ));
         }
-        let answers: Vec<RunInsert> = with_pool!(self, |pool| {
+        let answers: Vec<RunInsert> = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let mut answers = Vec::with_capacity(rows.len());
             for (seq, kind, outcome, record) in &rows {

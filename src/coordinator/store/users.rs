@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use super::{
     ApiToken, PasswordHash, Role, Session, Store, StoreError, TokenHash, TokenOwner, User,
-    from_micros, micros, opt_from_micros, parse_uuid, stored_hash, with_pool,
+    from_micros, micros, opt_from_micros, parse_uuid, stored_hash, with_pool, with_writer,
 };
 
 type UserRow = (String, String, String, bool, i64);
@@ -75,7 +75,7 @@ fn not_found(what: String, changed: u64) -> Result<(), StoreError> {
 impl Store {
     /// Creates `user`. `Conflict` if the name is taken.
     pub async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO users (name, password_hash, role, disabled, created_at)
                  VALUES ($1, $2, $3, $4, $5)",
@@ -121,7 +121,7 @@ impl Store {
         name: &str,
         hash: &PasswordHash,
     ) -> Result<(), StoreError> {
-        let n = with_pool!(self, |pool| {
+        let n = with_writer!(self, |pool| {
             sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
                 .bind(hash.as_str())
                 .bind(name)
@@ -134,7 +134,7 @@ impl Store {
 
     /// Changes the user's role. `NotFound` if unknown.
     pub async fn set_user_role(&self, name: &str, role: Role) -> Result<(), StoreError> {
-        let n = with_pool!(self, |pool| {
+        let n = with_writer!(self, |pool| {
             sqlx::query("UPDATE users SET role = $1 WHERE name = $2")
                 .bind(role.as_str())
                 .bind(name)
@@ -148,7 +148,7 @@ impl Store {
     /// Disables (or enables) the user; disabling also ends every session of the user.
     /// `NotFound` if unknown.
     pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<(), StoreError> {
-        let n = with_pool!(self, |pool| {
+        let n = with_writer!(self, |pool| {
             let mut tx = pool.begin().await?;
             let n = sqlx::query("UPDATE users SET disabled = $1 WHERE name = $2")
                 .bind(disabled)
@@ -170,7 +170,7 @@ impl Store {
 
     /// Stores a session. `NotFound` if the user is unknown, `Conflict` if the hash exists.
     pub async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO sessions (token_hash, user_name, created_at, expires_at)
                  VALUES ($1, $2, $3, $4)",
@@ -206,7 +206,7 @@ impl Store {
 
     /// Ends a session (logout); ending an unknown one is not an error.
     pub async fn delete_session(&self, hash: &TokenHash) -> Result<(), StoreError> {
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
                 .bind(hash.as_str())
                 .execute(pool)
@@ -217,7 +217,7 @@ impl Store {
 
     /// Deletes the sessions expired at `now`; returns how many.
     pub async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64, StoreError> {
-        Ok(with_pool!(self, |pool| {
+        Ok(with_writer!(self, |pool| {
             sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
                 .bind(micros(now))
                 .execute(pool)
@@ -233,7 +233,7 @@ impl Store {
             TokenOwner::User(name) => (Some(name.clone()), None),
             TokenOwner::Agent(id) => (None, Some(id.to_string())),
         };
-        with_pool!(self, |pool| {
+        with_writer!(self, |pool| {
             sqlx::query(
                 "INSERT INTO api_tokens (hash, user_name, agent_id, label, created_at)
                  VALUES ($1, $2, $3, $4, $5)",
@@ -282,7 +282,7 @@ impl Store {
         hash: &TokenHash,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let n = with_pool!(self, |pool| {
+        let n = with_writer!(self, |pool| {
             sqlx::query(
                 "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE hash = $2",
             )
