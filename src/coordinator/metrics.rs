@@ -338,6 +338,7 @@ mod tests {
             failed_runs: Vec::new(),
             runs_ingested: 10,
             runs_unusable: 0,
+            lease_epoch: 1,
         }
     }
 

@@ -141,6 +141,9 @@ pub struct FleetView {
     /// Run records taken into the inventory since it was built, and those it could not use.
     pub runs_ingested: u64,
     pub runs_unusable: u64,
+    /// Counts the times this replica took the sweep lease: a change tells consumers (alerts)
+    /// that another replica may have written meanwhile, so what they cached must be re-read.
+    pub lease_epoch: u64,
 }
 
 impl FleetView {
@@ -219,6 +222,8 @@ pub struct Sweeper {
     clock: Arc<dyn Clock>,
     config: SweepConfig,
     lease: Option<LeaseGuard>,
+    /// Incremented each time the lease is taken (see [`FleetView::lease_epoch`]).
+    lease_epoch: u64,
     evidence: Option<Evidence>,
     tx: watch::Sender<Option<Arc<FleetView>>>,
 }
@@ -237,6 +242,7 @@ impl Sweeper {
             clock,
             config,
             lease: None,
+            lease_epoch: 0,
             evidence: None,
             tx,
         };
@@ -287,6 +293,7 @@ impl Sweeper {
             if self.lease.is_none() {
                 return Ok(None);
             }
+            self.lease_epoch += 1;
             tracing::info!("this replica now runs the assessment sweep");
         }
         let view = Arc::new(self.sweep().await?);
@@ -339,6 +346,7 @@ impl Sweeper {
         self.evidence = Some(evidence);
         Ok(FleetView {
             took: started.elapsed(),
+            lease_epoch: self.lease_epoch,
             ..view
         })
     }
@@ -490,6 +498,7 @@ fn assess(
             .collect(),
         runs_ingested: evidence.ingested,
         runs_unusable: evidence.unusable,
+        lease_epoch: 0,
     }
 }
 

@@ -79,17 +79,6 @@ impl Store {
     /// Takes every command waiting for `host`, oldest first: they are deleted by the statement
     /// that reads them, so each is handed out once.
     pub async fn take_commands(&self, host: &str) -> Result<Vec<PendingCommand>, StoreError> {
-        // Every heartbeat asks, and almost always there is nothing: look with a read first, so
-        // that an empty answer costs no write transaction (SQLite serialises writers).
-        let waiting: Option<i64> = with_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT id FROM pending_commands WHERE host = $1 LIMIT 1")
-                .bind(host)
-                .fetch_optional(pool)
-                .await?
-        });
-        if waiting.is_none() {
-            return Ok(Vec::new());
-        }
         let rows: Vec<CommandRow> = with_writer!(self, |pool| {
             sqlx::query_as(
                 "DELETE FROM pending_commands WHERE host = $1
