@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::standin::{ReceivedRun, StandIn};
-use common::{Garage, XorShift, free_port, http, lifeboat, make_dataset, wait_until};
+use common::{Garage, XorShift, free_port, http, lifeboat, make_dataset, wait_ready, wait_until};
 use lifeboat::run::{Outcome, RunKind};
 use serde_json::Value;
 
@@ -1126,14 +1126,7 @@ fn the_agent_enrols_with_the_real_coordinator_and_its_records_are_stored_once() 
         .spawn()
         .unwrap(),
     );
-    wait_until(
-        Duration::from_secs(30),
-        "the coordinator to be ready",
-        || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http(port, "GET", "/readyz", "", "").0 == 200
-        },
-    );
+    wait_ready(port);
 
     site.configure(Some(&format!("http://127.0.0.1:{port}")), "");
     let text = std::fs::read_to_string(site.config_path())

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::smtp_sink::SmtpSink;
-use common::{free_port, http, lifeboat, wait_until};
+use common::{free_port, http, lifeboat, wait_ready, wait_until};
 use jiff::{SignedDuration, Timestamp};
 use lifeboat::api::{Heartbeat, RunBatch, RunEnvelope};
 use lifeboat::run::{Outcome, RepoResult, RunError, RunKind, RunRecord};
@@ -445,14 +445,7 @@ password-env = "TEST_SMTP_PASSWORD"
             .spawn()
             .unwrap(),
     );
-    wait_until(
-        Duration::from_secs(30),
-        "the coordinator to be ready",
-        || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http(port, "GET", "/readyz", "", "").0 == 200
-        },
-    );
+    wait_ready(port);
     let (code, body) = http(
         port,
         "POST",

@@ -9,7 +9,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{free_port, http, lifeboat, wait_until};
+use common::{free_port, http, lifeboat, wait_ready, wait_until};
 
 /// Kills the coordinator when the test ends, however it ends.
 struct Running(Child);
@@ -67,14 +67,7 @@ fn fifty_simulated_agents_report_to_the_real_coordinator_and_the_sweep_assesses_
             .spawn()
             .unwrap(),
     );
-    wait_until(
-        Duration::from_secs(30),
-        "the coordinator to be ready",
-        || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http(port, "GET", "/readyz", "", "").0 == 200
-        },
-    );
+    wait_ready(port);
 
     let out = lifeboat()
         .args(["fleet-sim", "--json", "--coordinator"])

@@ -17,7 +17,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::postgres::Postgres;
-use common::{free_port, http, lifeboat, wait_until};
+use common::{free_port, lifeboat, wait_ready, wait_until};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
@@ -221,14 +221,7 @@ fn the_read_api_shows_the_swept_fleet_and_backup_now_reaches_the_agent_once() {
             .spawn()
             .unwrap(),
     );
-    wait_until(
-        Duration::from_secs(30),
-        "the coordinator to be ready",
-        || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http(port, "GET", "/readyz", "", "").0 == 200
-        },
-    );
+    wait_ready(port);
     let op = login(port, "olga", OPERATOR_PASSWORD);
     let viewer = login(port, "vic", VIEWER_PASSWORD);
     let admin = login(port, "ada", ADMIN_PASSWORD);

@@ -13,7 +13,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
-use common::{free_port, http, lifeboat, wait_until};
+use common::{free_port, http, lifeboat, wait_ready, wait_until};
 
 /// Kills the replica if the test ends early.
 struct Replica {
@@ -44,10 +44,7 @@ impl Replica {
             .spawn()
             .unwrap();
         let replica = Replica { child, port, log };
-        wait_until(Duration::from_secs(30), "the replica to be ready", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-                && http(port, "GET", "/readyz", "", "").0 == 200
-        });
+        wait_ready(port);
         replica
     }
 

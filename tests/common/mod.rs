@@ -455,6 +455,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits up to 30 s for a coordinator on 127.0.0.1:`port` to answer `/readyz` with 200.
+pub fn wait_ready(port: u16) {
+    wait_until(
+        Duration::from_secs(30),
+        "the coordinator to be ready",
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && http(port, "GET", "/readyz", "", "").0 == 200
+        },
+    );
+}
+
 /// Polls `done` every 100 ms; panics after `limit`, naming `what` it waited for.
 pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
