@@ -13,6 +13,7 @@
 //! | `POST` [`HEARTBEAT_PATH`] | `Authorization: Bearer <agent token>` | [`Heartbeat`] | [`HeartbeatResponse`] |
 //! | `GET` [`ASSIGNMENT_PATH`] | bearer | optional `If-None-Match: "<digest>"` ([`etag`]) | [`Assignment`], or `304 Not Modified` |
 //! | `POST` [`RUNS_PATH`] | bearer | [`RunBatch`] (at most [`MAX_RUN_BATCH`] records) | [`RunBatchResponse`] |
+//! | `POST` [`DRILL_REPORTS_PATH`] | bearer | [`DrillReportBatch`] | [`DrillReportResponse`] |
 //!
 //! Every 4xx and 5xx answer carries an [`ApiError`] body. `401` means the token is missing,
 //! unknown or revoked (the agent must be enrolled again); `403` means the token is valid but the
@@ -58,6 +59,9 @@ pub const HEARTBEAT_PATH: &str = "/api/v1/agents/heartbeat";
 pub const ASSIGNMENT_PATH: &str = "/api/v1/agents/assignment";
 /// `POST`: a batch of spooled run records.
 pub const RUNS_PATH: &str = "/api/v1/agents/runs";
+
+/// `POST`: results of drill tasks (see [`DrillTask`]).
+pub const DRILL_REPORTS_PATH: &str = "/api/v1/agents/drill-reports";
 
 /// The most records one [`RunBatch`] may carry; the coordinator answers larger batches with 413.
 pub const MAX_RUN_BATCH: usize = 100;
@@ -173,6 +177,9 @@ pub struct Heartbeat {
     /// One entry per assigned system.
     #[serde(default)]
     pub systems: Vec<SystemStatus>,
+    /// Ids of the drill tasks this agent is working on now (it is alive and on them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drill_tasks_running: Vec<String>,
 }
 
 /// The state of the agent's local spool of undelivered run records.
@@ -243,6 +250,12 @@ pub struct HeartbeatResponse {
     /// so a command lost with its answer is not repeated: commands must be safe to lose.
     #[serde(default)]
     pub commands: Vec<Command>,
+    /// Drill tasks for this host whose report the coordinator has not stored yet. Unlike a
+    /// command, a task is offered in every answer until its report arrives, so it cannot be
+    /// lost; the agent runs each `task_id` at most once and re-sends the report of a task it
+    /// already finished.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drill_tasks: Vec<DrillTask>,
 }
 
 impl HeartbeatResponse {
@@ -265,6 +278,156 @@ pub enum Command {
     /// A command this agent is too old to know; it logs it and carries on.
     #[serde(other)]
     Unknown,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drill tasks
+
+/// One unit of drill work for the standby host's agent: a readiness probe, a restore, a
+/// verification, a command or a clean-up. The coordinator decides *what* (which snapshot, from
+/// which repository, into which directory); the agent only does it and reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DrillTask {
+    /// Unique and stable: `<drill id>.<step index>.<system or "drill">`; the idempotency key
+    /// of the task's [`DrillReport`]. Letters, digits, `.`, `_` and `-` only.
+    pub task_id: String,
+    pub drill_id: Uuid,
+    /// The plan step this task belongs to (`readiness` and `cleanup` for the built-in ones).
+    pub step: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemId>,
+    /// The agent stops the task and reports it failed after this long.
+    pub timeout_seconds: u64,
+    pub action: TaskAction,
+}
+
+/// What a [`DrillTask`] does, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TaskAction {
+    /// Readiness: can this host restore each target? (password and storage credentials
+    /// resolvable here, repository reachable, snapshot present; free space under
+    /// `restore_root` of at least `need_bytes`).
+    Probe {
+        restore_root: String,
+        need_bytes: u64,
+        targets: Vec<RestoreTarget>,
+    },
+    /// Restore `snapshot` of the target's system from its repository into `target_dir`
+    /// (which must be empty or absent).
+    Restore(RestoreTarget),
+    /// Re-read `target_dir` and compare every file with the snapshot's content hashes.
+    Verify(RestoreTarget),
+    /// Run a program without a shell; success is exit status 0.
+    Command {
+        argv: Vec<String>,
+        #[serde(default)]
+        env: std::collections::BTreeMap<String, String>,
+    },
+    /// Remove the drill's restored data (each path must lie under the drill's restore root).
+    Cleanup { paths: Vec<String> },
+    /// An action this agent is too old to know; it reports the task failed with that reason.
+    #[serde(other)]
+    Unknown,
+}
+
+/// A snapshot to restore and where: what [`TaskAction::Probe`], `Restore` and `Verify` name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RestoreTarget {
+    pub system: SystemId,
+    pub repository: crate::policy::RepoId,
+    /// The full snapshot id at that repository.
+    pub snapshot: String,
+    /// Absolute directory the snapshot is restored into.
+    pub target_dir: String,
+    /// The policy the agent needs to open the repository: the system, its tier and site, and
+    /// its repositories (secret *sources* only), as policy TOML files the agent loads with the
+    /// normal loader.
+    pub policy: Vec<AssignmentFile>,
+}
+
+/// `POST /api/v1/agents/drill-reports`: finished drill tasks. Delivered at least once; the
+/// coordinator keeps the first report of each `task_id` and answers later ones as accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DrillReportBatch {
+    pub reports: Vec<DrillReport>,
+}
+
+/// The result of one [`DrillTask`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DrillReport {
+    pub task_id: String,
+    pub drill_id: Uuid,
+    pub host: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    /// `success` or `failed`.
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::run::RunError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandResult>,
+}
+
+/// What a readiness probe found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProbeResult {
+    /// Free bytes under the restore root (of its nearest existing ancestor).
+    pub free_bytes: u64,
+    pub targets: Vec<ProbeTargetResult>,
+}
+
+/// One target of a probe: `ok`, or what is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProbeTargetResult {
+    pub system: SystemId,
+    pub repository: crate::policy::RepoId,
+    pub credentials: bool,
+    pub reachable: bool,
+    pub snapshot_present: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// What a restore or verification did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RestoreResult {
+    pub snapshot: String,
+    pub repository: crate::policy::RepoId,
+    /// The snapshot's capture time as the repository records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_time: Option<Timestamp>,
+    pub files: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    /// Files compared with their content hashes (verify).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_files: Option<u64>,
+    /// sha256 over the sorted list of restored files with their sizes and content digests,
+    /// for the evidence annex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_digest: Option<String>,
+}
+
+/// What a command did. Output is the tail, with secrets of the environment scrubbed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CommandResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub output_tail: String,
+}
+
+/// The answer to a [`DrillReportBatch`]: the task ids stored (or already held).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DrillReportResponse {
+    pub accepted: Vec<String>,
+    /// Reports refused for good (not this agent's task, malformed), with the reason.
+    #[serde(default)]
+    pub rejected: Vec<Rejection>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -582,6 +745,7 @@ mod tests {
     #[test]
     fn heartbeat_response_wire_form() {
         let resp = HeartbeatResponse {
+            drill_tasks: Vec::new(),
             server_time: ts("2026-03-01T02:00:00Z"),
             assignment_digest: Some("ab12".into()),
             commands: vec![Command::BackupNow {
@@ -712,6 +876,7 @@ mod tests {
     #[test]
     fn clock_offset_uses_the_round_trip_midpoint() {
         let resp = HeartbeatResponse {
+            drill_tasks: Vec::new(),
             server_time: ts("2026-03-01T00:00:31Z"),
             assignment_digest: None,
             commands: vec![],

@@ -277,6 +277,7 @@ fn submit(port: u16, token: &str, seq: u64, record: RunRecord) {
 
 fn heartbeat(port: u16, token: &str) {
     let beat = Heartbeat {
+        drill_tasks_running: Vec::new(),
         host: HOST.into(),
         version: "test".into(),
         sent_at: Timestamp::now(),

@@ -185,6 +185,7 @@ fn the_coordinator_serves_https_and_the_agent_client_trusts_it_by_ca_file() {
             spool: SpoolStatus::default(),
             assignment_digest: None,
             systems: Vec::new(),
+            drill_tasks_running: Vec::new(),
         }))
         .unwrap();
     assert!(answer.assignment_digest.is_some());

@@ -695,6 +695,7 @@ mod tests {
         }
         state.heartbeats.push(beat);
         Json(HeartbeatResponse {
+            drill_tasks: Vec::new(),
             server_time: "2026-03-01T02:00:00Z".parse().unwrap(),
             assignment_digest: state.assignment.as_ref().map(|a| a.digest.clone()),
             commands: vec![Command::BackupNow {
@@ -982,6 +983,7 @@ mod tests {
 
     fn beat() -> Heartbeat {
         Heartbeat {
+            drill_tasks_running: Vec::new(),
             host: "lf-srv-01".into(),
             version: "0.1.0".into(),
             sent_at: "2026-03-01T01:59:58Z".parse().unwrap(),

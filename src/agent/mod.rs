@@ -350,6 +350,7 @@ impl HeartbeatInfo {
         let digest = sh.assignment.as_ref().and_then(|a| a.wire_digest.clone());
         (
             api::Heartbeat {
+                drill_tasks_running: Vec::new(),
                 host: self.host.clone(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 sent_at: now,

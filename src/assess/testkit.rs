@@ -158,6 +158,7 @@ where
 pub fn policy() -> Policy {
     let doc: toml::Table = toml::from_str(POLICY).unwrap();
     Policy {
+        drills: Default::default(),
         tiers: section(&doc, "tiers"),
         sites: section(&doc, "sites"),
         repositories: section(&doc, "repositories"),

@@ -279,6 +279,7 @@ async fn heartbeat(
         Err(e) => return Failure::store(e).into_response(),
     };
     Json(HeartbeatResponse {
+        drill_tasks: Vec::new(),
         server_time: now,
         assignment_digest: digest,
         commands,

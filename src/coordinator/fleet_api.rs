@@ -1376,6 +1376,7 @@ mod tests {
         let batch: Vec<(u64, &RunRecord)> = (1..).zip(runs.iter()).collect();
         store.insert_runs(agent.id, &batch, now).await.unwrap();
         let beat = Heartbeat {
+            drill_tasks_running: Vec::new(),
             host: "sim-00001".into(),
             version: "test".into(),
             sent_at: now,

@@ -653,6 +653,7 @@ mod tests {
                 t("2026-03-01T11:59:00Z"),
                 SignedDuration::ZERO,
                 &Heartbeat {
+                    drill_tasks_running: Vec::new(),
                     host: "sim-00001".into(),
                     version: "test".into(),
                     sent_at: t("2026-03-01T11:59:00Z"),

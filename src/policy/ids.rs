@@ -130,6 +130,10 @@ id_type!(
     /// Names a protected system.
     SystemId
 );
+id_type!(
+    /// Names a drill plan.
+    DrillId
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@
 
 mod assign;
 mod cron;
+mod drill;
 mod ids;
 mod load;
 mod model;
@@ -28,7 +29,11 @@ use sha2::{Digest, Sha256};
 
 pub use assign::AssignError;
 pub use cron::Cron;
-pub use ids::{IdError, MAX_ID_LEN, RepoId, SiteId, SystemId, TierId};
+pub use drill::{
+    Criteria, DrillPlan, DrillScenario, DrillScenarioKind, DrillScope, DrillStep, DrillType,
+    GateRole, Mark, OnFailure, Organisation, Standby, StepAction,
+};
+pub use ids::{DrillId, IdError, MAX_ID_LEN, RepoId, SiteId, SystemId, TierId};
 pub use load::parse_document;
 pub use model::{
     Hook, HookWhen, JobKind, Location, OffsiteClass, Repository, Retention, Schedule, Site,
@@ -46,6 +51,8 @@ pub struct Policy {
     pub sites: BTreeMap<SiteId, Site>,
     pub repositories: BTreeMap<RepoId, Repository>,
     pub systems: BTreeMap<SystemId, System>,
+    /// Drill plans (`policies/drills/`); never part of a host's assignment.
+    pub drills: BTreeMap<DrillId, DrillPlan>,
     /// sha256 (hex) of the normalised policy JSON (the four maps above, without the digest):
     /// equal policies have equal digests however their files are split or spelled.
     pub digest: String,
@@ -58,6 +65,8 @@ struct Normalised<'p> {
     sites: &'p BTreeMap<SiteId, Site>,
     repositories: &'p BTreeMap<RepoId, Repository>,
     systems: &'p BTreeMap<SystemId, System>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    drills: &'p BTreeMap<DrillId, DrillPlan>,
 }
 
 impl Policy {
@@ -72,6 +81,18 @@ impl Policy {
         Policy::assemble(tiers, sites, repositories, systems)
     }
 
+    /// This policy with drill plans (all of whose references resolve in it), digest updated.
+    pub(crate) fn with_drills(self, drills: BTreeMap<DrillId, DrillPlan>) -> Self {
+        let Policy {
+            tiers,
+            sites,
+            repositories,
+            systems,
+            ..
+        } = self;
+        Policy::assemble_all(tiers, sites, repositories, systems, drills)
+    }
+
     /// A policy from its four maps, with its digest. Only for maps taken from a loaded policy
     /// (every reference resolves), e.g. a host's part of it.
     pub(crate) fn assemble(
@@ -80,11 +101,22 @@ impl Policy {
         repositories: BTreeMap<RepoId, Repository>,
         systems: BTreeMap<SystemId, System>,
     ) -> Self {
+        Policy::assemble_all(tiers, sites, repositories, systems, BTreeMap::new())
+    }
+
+    fn assemble_all(
+        tiers: BTreeMap<TierId, Tier>,
+        sites: BTreeMap<SiteId, Site>,
+        repositories: BTreeMap<RepoId, Repository>,
+        systems: BTreeMap<SystemId, System>,
+        drills: BTreeMap<DrillId, DrillPlan>,
+    ) -> Self {
         let normalised = Normalised {
             tiers: &tiers,
             sites: &sites,
             repositories: &repositories,
             systems: &systems,
+            drills: &drills,
         };
         // Serialising maps of plain data to JSON cannot fail; an empty digest would show if it did.
         let json = serde_json::to_vec(&normalised).unwrap_or_default();
@@ -94,6 +126,7 @@ impl Policy {
             sites,
             repositories,
             systems,
+            drills,
             digest,
         }
     }

@@ -414,6 +414,7 @@ impl SimAgent {
 
     async fn heartbeat(&mut self) {
         let beat = Heartbeat {
+            drill_tasks_running: Vec::new(),
             host: policy::host(self.index),
             version: env!("CARGO_PKG_VERSION").to_string(),
             sent_at: Timestamp::now(),

@@ -341,6 +341,7 @@ async fn heartbeat(
     }
     seen.heartbeats.push(beat);
     let answer = HeartbeatResponse {
+        drill_tasks: Vec::new(),
         server_time: jiff::Timestamp::now(),
         assignment_digest: seen.assignment.as_ref().map(|a| a.digest.clone()),
         commands: std::mem::take(&mut seen.commands),
