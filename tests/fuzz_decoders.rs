@@ -469,6 +469,7 @@ fn envelope(run_id: &str, seq: u64) -> RunEnvelope {
 
 fn heartbeat() -> Heartbeat {
     Heartbeat {
+        drill_tasks_running: Vec::new(),
         host: HOST.into(),
         version: "0.1.0".into(),
         sent_at: ts("2026-03-01T12:00:00Z"),
@@ -584,6 +585,7 @@ fn wire_samples() -> Vec<Json> {
         }),
         to_json(&heartbeat()),
         to_json(&HeartbeatResponse {
+            drill_tasks: Vec::new(),
             server_time: t,
             assignment_digest: Some("ab12".into()),
             commands: vec![

@@ -792,6 +792,7 @@ async fn heartbeat_updates_agent_and_system_status(h: Harness) {
         running: None,
     };
     let hb = |version: &str, systems: Vec<SystemStatus>| Heartbeat {
+        drill_tasks_running: Vec::new(),
         host: "lf-srv-01".into(),
         version: version.into(),
         sent_at: t0_plus(10),
@@ -1063,6 +1064,7 @@ async fn latest_heartbeats_of_every_unrevoked_agent_in_one_query(h: Harness) {
     let _silent = enrolled(s, "lf-srv-04", "token-d").await;
     assert!(s.latest_heartbeats().await.unwrap().is_empty());
     let hb = |host: &str, depth: u64| Heartbeat {
+        drill_tasks_running: Vec::new(),
         // What the agent claims; the enrolled host is what counts.
         host: format!("claimed-{host}"),
         version: "0.1.0".into(),
