@@ -81,6 +81,15 @@ pub struct SnapshotEntry {
     /// `None` until the backup record arrives (a copy record may name the snapshot first):
     /// without a capture time the snapshot cannot count.
     pub capture: Option<Capture>,
+    /// The source data the backup read, when its record says (a drill estimates its restore).
+    pub size: Option<SourceSize>,
+}
+
+/// How much source data a backup read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SourceSize {
+    pub bytes: u64,
+    pub files: u64,
 }
 
 /// The last failed write (backup or copy) to a repository.
@@ -272,7 +281,11 @@ impl SystemEvidence {
         // More than 4 billion snapshots of one system cannot be held in memory anyway.
         self.by_id
             .insert(id.clone(), u32::try_from(i).unwrap_or(u32::MAX));
-        self.snapshots.push(SnapshotEntry { id, capture: None });
+        self.snapshots.push(SnapshotEntry {
+            id,
+            capture: None,
+            size: None,
+        });
         i
     }
 
@@ -299,6 +312,12 @@ impl SystemEvidence {
     pub fn record_capture(&mut self, snapshot: &str, capture: Capture) {
         let i = self.snapshot_index(snapshot);
         self.snapshots[i].capture = Some(capture);
+    }
+
+    /// Records the source data a snapshot's backup read.
+    pub fn record_size(&mut self, snapshot: &str, size: SourceSize) {
+        let i = self.snapshot_index(snapshot);
+        self.snapshots[i].size = Some(size);
     }
 
     /// Records that `snapshot` was available at `repository` by `at` (the earliest such time
@@ -511,6 +530,13 @@ impl Inventory {
                 for id in ids {
                     if backup {
                         ev.record_capture(id, capture);
+                        if let Some(src) = &run.source {
+                            let size = SourceSize {
+                                bytes: src.bytes,
+                                files: src.files,
+                            };
+                            ev.record_size(id, size);
+                        }
                     }
                     ev.record_available(id, repo, at);
                 }

@@ -89,7 +89,7 @@ mod rpo;
 mod rule;
 mod scenario;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 use std::collections::HashMap;
 
@@ -104,7 +104,7 @@ pub use checks::{
 };
 pub use evidence::{
     Capture, CopyView, IngestError, Inventory, RepoColumn, SnapshotEntry, SnapshotId,
-    SystemEvidence, WriteFailure, WriteHistory,
+    SourceSize, SystemEvidence, WriteFailure, WriteHistory,
 };
 pub use fleet::{FleetSummary, StatusCounts};
 pub use health::{AgentHealth, AgentStatus, ClockCorrection, HealthIssue, HeartbeatSeen};

@@ -11,3 +11,7 @@
 //! tier and dependency order), `machine` (the drill's state machine), `measure` (achieved
 //! RPO/RTO and verdicts), `record` (the drill record, its hash chain) and `calendar` (drills due
 //! by cadence and the regulatory calendar).
+
+pub mod measure;
+pub mod record;
+pub mod select;

@@ -1,0 +1,353 @@
+//! What a drill achieved (standards §3.2–3.3): per system the drill-achieved RPO, IT RTO,
+//! business RTO, RTO from declaration and decision latency, each against its target, with a
+//! verdict and the reasons for it in sentences for people; the projected full RTO when only a
+//! sample was restored; and the drill's overall verdict.
+//!
+//! Pure arithmetic on the timeline the orchestrator recorded: nothing here reads the clock,
+//! chooses snapshots or decides what runs next. A figure that cannot be measured is `None` and
+//! says so in the reasons; it is never guessed.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::assess::{Human, signed};
+use crate::policy::{Criteria, DrillType, Policy, SystemId, TierId};
+
+/// The drill-wide marks of the phased timeline (standards §3.3). `outage` is the drill start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// `T_outage`: the simulated disaster instant (the drill start).
+    pub outage: Timestamp,
+    /// `T_declare`: the disaster declared.
+    pub declare: Option<Timestamp>,
+    /// `T_system_ready`: systems up at the standby site (a drill-wide mark, when a step sets it).
+    pub system_ready: Option<Timestamp>,
+    /// `T_verify_pass`: business verification signed off.
+    pub verify_pass: Option<Timestamp>,
+    /// `T_service`: service reopened to users.
+    pub service: Option<Timestamp>,
+    pub failback_start: Option<Timestamp>,
+    /// `T_failback_done`: fail-back completed.
+    pub failback_done: Option<Timestamp>,
+}
+
+impl Timeline {
+    /// A timeline with only `T_outage` set.
+    pub fn starting(outage: Timestamp) -> Self {
+        Timeline {
+            outage,
+            declare: None,
+            system_ready: None,
+            verify_pass: None,
+            service: None,
+            failback_start: None,
+            failback_done: None,
+        }
+    }
+}
+
+/// What happened to one system in scope during the drill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemTimes {
+    pub system: SystemId,
+    pub tier: TierId,
+    /// Capture time of the snapshot restored (`None` when no restore point was found).
+    pub t_cap: Option<Timestamp>,
+    pub restore_start: Option<Timestamp>,
+    pub restore_end: Option<Timestamp>,
+    /// The end of the system's last per-system step (its own `T_system_ready`).
+    pub ready: Option<Timestamp>,
+    /// Bytes and files restored.
+    pub bytes: u64,
+    pub files: u64,
+    /// The verify step's result: `None` when the system was not verified.
+    pub verified: Option<bool>,
+    /// Why a step of this system failed (or why it was stopped), when one did.
+    pub failure: Option<String>,
+    /// False when the system is in scope only for the projection (`sample-per-tier`).
+    pub restored: bool,
+}
+
+/// How a system (or the drill) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    /// Nothing failed, but something was not shown (a figure not measured, no verification,
+    /// no fail-back, only extrapolated).
+    PassWithConditions,
+    Fail,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Pass => "pass",
+            Verdict::PassWithConditions => "pass-with-conditions",
+            Verdict::Fail => "fail",
+        })
+    }
+}
+
+/// The targets one system is judged against: its tier's, or the drill criteria's overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Targets {
+    pub rpo_seconds: i64,
+    pub it_rto_seconds: i64,
+    pub business_rto_seconds: i64,
+}
+
+/// The targets of a system of `tier` under `criteria`; `None` when the tier is not in the policy.
+pub fn targets(policy: &Policy, criteria: &Criteria, tier: &TierId) -> Option<Targets> {
+    let t = policy.tiers.get(tier)?;
+    let secs = |d: crate::policy::Duration| signed(d).as_secs();
+    Some(Targets {
+        rpo_seconds: secs(t.rpo),
+        it_rto_seconds: secs(criteria.max_it_rto.unwrap_or(t.rto_it)),
+        business_rto_seconds: secs(criteria.max_business_rto.unwrap_or(t.rto_business)),
+    })
+}
+
+/// The figures and the verdict of one system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemResult {
+    pub system: SystemId,
+    pub tier: TierId,
+    /// `T_outage − t_cap` of the snapshot restored.
+    pub achieved_rpo_seconds: Option<i64>,
+    pub rpo_target_seconds: i64,
+    /// `T_system_ready − T_outage`.
+    pub it_rto_seconds: Option<i64>,
+    pub it_rto_target_seconds: i64,
+    /// `T_service − T_outage`.
+    pub business_rto_seconds: Option<i64>,
+    pub business_rto_target_seconds: i64,
+    /// `T_service − T_declare`.
+    pub rto_from_declaration_seconds: Option<i64>,
+    /// `T_declare − T_outage`.
+    pub decision_latency_seconds: Option<i64>,
+    /// Bytes restored ÷ (`T_restore_end − T_restore_start`).
+    pub throughput_bytes_per_second: Option<f64>,
+    pub verdict: Verdict,
+    /// Why the verdict is not `pass` (and notes), as sentences.
+    pub reasons: Vec<String>,
+}
+
+fn secs_between(later: Timestamp, earlier: Timestamp) -> i64 {
+    later.duration_since(earlier).as_secs()
+}
+
+fn human(secs: i64) -> Human {
+    Human(SignedDuration::from_secs(secs))
+}
+
+/// Measures one system of a drill of `drill_type` (see the module documentation for the rules).
+pub fn measure_system(
+    policy: &Policy,
+    drill_type: DrillType,
+    criteria: &Criteria,
+    timeline: &Timeline,
+    sys: &SystemTimes,
+) -> SystemResult {
+    let outage = timeline.outage;
+    let mut fails: Vec<String> = Vec::new();
+    let mut conditions: Vec<String> = Vec::new();
+    let tier = &sys.tier;
+    let t = targets(policy, criteria, tier);
+    if t.is_none() {
+        fails.push(format!(
+            "Tier {tier} of {} is not in the policy, so there is no target to judge it against.",
+            sys.system
+        ));
+    }
+    let t = t.unwrap_or(Targets {
+        rpo_seconds: 0,
+        it_rto_seconds: 0,
+        business_rto_seconds: 0,
+    });
+
+    let achieved_rpo = sys.t_cap.map(|c| secs_between(outage, c));
+    let ready = match (sys.ready, timeline.system_ready) {
+        (Some(own), Some(mark)) => Some(own.max(mark)),
+        (own, _) => own,
+    };
+    let it_rto = ready.map(|r| secs_between(r, outage));
+    let business_rto = timeline.service.map(|s| secs_between(s, outage));
+    let from_declaration = timeline
+        .service
+        .zip(timeline.declare)
+        .map(|(s, d)| secs_between(s, d));
+    let decision_latency = timeline.declare.map(|d| secs_between(d, outage));
+    let throughput = sys
+        .restore_start
+        .zip(sys.restore_end)
+        .map(|(s, e)| e.duration_since(s).as_secs_f64())
+        .filter(|d| *d > 0.0 && sys.bytes > 0)
+        .map(|d| sys.bytes as f64 / d);
+    let switchover = drill_type != DrillType::RestoreTest;
+
+    if !sys.restored {
+        conditions.push(format!(
+            "{} was not restored in this drill (only a sample of its tier was); its RTO is \
+             extrapolated from the systems that were.",
+            sys.system
+        ));
+    } else {
+        if let Some(failure) = &sys.failure {
+            fails.push(format!("{} failed: {failure}", sys.system));
+        }
+        match achieved_rpo {
+            Some(rpo) if criteria.rpo_within_tier && rpo > t.rpo_seconds => fails.push(format!(
+                "Achieved RPO {} exceeds the {tier} target of {}.",
+                human(rpo),
+                human(t.rpo_seconds)
+            )),
+            Some(_) => {}
+            None => conditions.push(
+                "Achieved RPO not measured: no snapshot's capture time is known for the restore."
+                    .to_string(),
+            ),
+        }
+        match it_rto {
+            Some(rto) if criteria.rto_within_tier && rto > t.it_rto_seconds => fails.push(format!(
+                "IT RTO {} exceeds the {tier} target of {}.",
+                human(rto),
+                human(t.it_rto_seconds)
+            )),
+            Some(_) => {}
+            // A failed system is already a failure; not being ready is its consequence.
+            None if sys.failure.is_some() => {}
+            None => conditions
+                .push("IT RTO not measured: the system never reached T_system_ready.".to_string()),
+        }
+        match (business_rto, switchover) {
+            (Some(rto), true) if criteria.rto_within_tier && rto > t.business_rto_seconds => fails
+                .push(format!(
+                    "Business RTO {} exceeds the {tier} target of {}.",
+                    human(rto),
+                    human(t.business_rto_seconds)
+                )),
+            (Some(_), _) => {}
+            (None, true) => conditions.push(
+                "Business RTO not measured: the drill recorded no T_service, so the service \
+                 was never shown to reopen."
+                    .to_string(),
+            ),
+            (None, false) => conditions.push(
+                "Business RTO not measured: a restore test does not reopen the service."
+                    .to_string(),
+            ),
+        }
+        match sys.verified {
+            Some(true) => {}
+            Some(false) => fails.push(
+                "The restored data did not verify against the snapshot's content hashes."
+                    .to_string(),
+            ),
+            None if criteria.verify_required && sys.failure.is_none() => conditions.push(
+                "The restored data was not verified against the snapshot, which the drill's \
+                 criteria require."
+                    .to_string(),
+            ),
+            None => {}
+        }
+        if drill_type == DrillType::FullSwitchover && timeline.failback_done.is_none() {
+            conditions.push(
+                "Fail-back was not completed, which a full switch-over drill must show."
+                    .to_string(),
+            );
+        }
+    }
+
+    let verdict = if !fails.is_empty() {
+        Verdict::Fail
+    } else if !conditions.is_empty() {
+        Verdict::PassWithConditions
+    } else {
+        Verdict::Pass
+    };
+    fails.extend(conditions);
+    SystemResult {
+        system: sys.system.clone(),
+        tier: tier.clone(),
+        achieved_rpo_seconds: achieved_rpo,
+        rpo_target_seconds: t.rpo_seconds,
+        it_rto_seconds: it_rto,
+        it_rto_target_seconds: t.it_rto_seconds,
+        business_rto_seconds: business_rto,
+        business_rto_target_seconds: t.business_rto_seconds,
+        rto_from_declaration_seconds: from_declaration,
+        decision_latency_seconds: decision_latency,
+        throughput_bytes_per_second: throughput,
+        verdict,
+        reasons: fails,
+    }
+}
+
+/// The projected full IT RTO of a sampled drill (standards §3.3): fixed overheads + full
+/// dataset size ÷ measured restore throughput.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Projection {
+    pub restored_bytes: u64,
+    pub full_bytes: u64,
+    /// What the restores did not account for: `T_system_ready − T_outage` of the last restored
+    /// system minus the time spent restoring (preparation, verification, bring-up).
+    pub fixed_overhead_seconds: i64,
+    /// Bytes restored ÷ the wall-clock span of the restores (parallel restores count once).
+    pub throughput_bytes_per_second: f64,
+    pub projected_it_rto_seconds: i64,
+    /// True when the full dataset is larger than what was restored: the figure is a
+    /// projection, not a measurement.
+    pub extrapolated: bool,
+}
+
+/// Projects the full IT RTO from the restored systems of `results`; `None` when nothing was
+/// restored with measurable timings.
+pub fn project(
+    results: &[SystemTimes],
+    full_bytes: u64,
+    timeline: &Timeline,
+) -> Option<Projection> {
+    let restored: Vec<&SystemTimes> = results
+        .iter()
+        .filter(|s| s.restored && s.failure.is_none())
+        .filter(|s| s.restore_start.is_some() && s.restore_end.is_some())
+        .collect();
+    let first = restored.iter().filter_map(|s| s.restore_start).min()?;
+    let last = restored.iter().filter_map(|s| s.restore_end).max()?;
+    let restored_bytes: u64 = restored.iter().map(|s| s.bytes).sum();
+    // A restore faster than a millisecond is measured as one.
+    let span = last.duration_since(first).as_secs_f64().max(0.001);
+    if restored_bytes == 0 {
+        return None;
+    }
+    let throughput = restored_bytes as f64 / span;
+    let ready = restored
+        .iter()
+        .filter_map(|s| s.ready.or(s.restore_end))
+        .max()
+        .map_or(last, |r| r.max(last));
+    let ready = timeline.system_ready.map_or(ready, |m| m.max(ready));
+    let it_rto = ready.duration_since(timeline.outage).as_secs_f64();
+    let fixed = (it_rto - span).max(0.0);
+    let full = full_bytes.max(restored_bytes);
+    let projected = fixed + full as f64 / throughput;
+    Some(Projection {
+        restored_bytes,
+        full_bytes: full,
+        fixed_overhead_seconds: fixed.round() as i64,
+        throughput_bytes_per_second: throughput,
+        projected_it_rto_seconds: projected.round() as i64,
+        extrapolated: full > restored_bytes,
+    })
+}
+
+/// The drill's verdict: the worst of its systems'. A drill with no system shows nothing and
+/// fails.
+pub fn overall(results: &[SystemResult]) -> Verdict {
+    results
+        .iter()
+        .map(|r| r.verdict)
+        .max()
+        .unwrap_or(Verdict::Fail)
+}

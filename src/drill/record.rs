@@ -1,0 +1,478 @@
+//! The drill record (standards §4.1): the sections of the after-action report the software can
+//! fill, as one value whose canonical JSON is hashed and chained to the previous drill's record,
+//! so the history of drills is tamper-evident; and the evidence bundle (logs, summaries,
+//! hash comparisons) as one zstd-compressed tar archive with its sha256.
+//!
+//! Pure: building, sealing and verifying records and packing bytes into a bundle. Storing the
+//! records, reading evidence files and rendering the page are the coordinator's and the CLI's.
+//! Sections people fill (corrective actions, lessons learned, signatures) are left empty here.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::measure::{Projection, SystemResult, Targets, Verdict};
+use super::select::RestorePoint;
+use crate::policy::{
+    DrillId, DrillScenarioKind, DrillType, Organisation, SiteId, SystemId, TierId,
+};
+
+/// The `previous_hash` of the first record of a chain.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A drill's record: §4.1 sections 1–10, 13 and 14, in that order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillRecord {
+    pub header: Header,
+    /// §4.1 item 2: per system, the targets it was judged against.
+    pub objectives: Vec<Objective>,
+    pub scope: Scope,
+    pub scenario: ScenarioSection,
+    pub organisation: OrganisationSection,
+    /// §4.1 item 6: the readiness check before the start.
+    pub readiness: Vec<ReadinessItem>,
+    /// §4.1 item 7: every mark set, with who or what recorded it.
+    pub timeline: Vec<TimelineEntry>,
+    pub step_log: Vec<StepLogEntry>,
+    /// §4.1 item 8: one per system in scope.
+    pub results: Vec<SystemRecord>,
+    /// The projected full RTO when only a sample was restored.
+    pub projection: Option<Projection>,
+    pub verdict: Verdict,
+    /// §4.1 item 9: departures from the plan (steps skipped, stopped, retried by hand).
+    pub deviations: Vec<String>,
+    /// §4.1 item 10, derived from failures, breaches and deviations ([`findings`]).
+    pub findings: Vec<Finding>,
+    /// §4.1 item 13: the files of the evidence bundle and the bundle's own hash.
+    pub evidence: Vec<EvidenceItem>,
+    pub bundle_sha256: Option<String>,
+    /// §4.1 item 14, left for people to fill in ([`blank_sign_off`]).
+    pub sign_off: Vec<SignOff>,
+    /// `record_hash` of the previous finished drill's record ([`GENESIS_HASH`] for the first).
+    pub previous_hash: String,
+    /// sha256 (hex) of this record's canonical JSON with `record_hash` empty ([`seal`]).
+    pub record_hash: String,
+}
+
+/// §4.1 item 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub drill_id: Uuid,
+    pub plan: DrillId,
+    pub title: String,
+    pub title_zh: Option<String>,
+    pub drill_type: DrillType,
+    /// What the regulator expects of a drill of this type ([`regulatory_flag`]).
+    pub regulatory: Option<String>,
+    /// The digest of the policy in force when the drill started.
+    pub policy_digest: String,
+    pub lifeboat_version: String,
+    pub started_by: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub status: DrillEnd,
+}
+
+/// How a drill ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrillEnd {
+    /// Every step ran (some systems may have failed with `on-failure = continue`).
+    Completed,
+    /// A failure stopped it (`on-failure = stop`).
+    Stopped,
+    /// An operator ended it.
+    Aborted,
+    /// The readiness check failed; nothing was restored.
+    NotReady,
+}
+
+impl fmt::Display for DrillEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DrillEnd::Completed => "completed",
+            DrillEnd::Stopped => "stopped",
+            DrillEnd::Aborted => "aborted",
+            DrillEnd::NotReady => "not-ready",
+        })
+    }
+}
+
+/// What the regulator expects of a drill of `drill_type`, for the header.
+pub fn regulatory_flag(drill_type: DrillType) -> Option<String> {
+    match drill_type {
+        DrillType::RestoreTest => None,
+        DrillType::TargetedSwitchover => Some(
+            "专项 targeted switch-over: counts toward the annual switch-over drill (114号 第34条)"
+                .to_string(),
+        ),
+        DrillType::FullSwitchover => Some(
+            "全面 full switch-over with fail-back: notify the regulator beforehand and send the \
+             summary afterwards (114号 第35条); counts toward the three-yearly full drill"
+                .to_string(),
+        ),
+    }
+}
+
+/// §4.1 item 2, one system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Objective {
+    pub system: SystemId,
+    pub tier: TierId,
+    pub rpo_target_seconds: i64,
+    pub it_rto_target_seconds: i64,
+    pub business_rto_target_seconds: i64,
+    pub verify_required: bool,
+}
+
+impl Objective {
+    pub fn new(system: SystemId, tier: TierId, targets: Targets, verify_required: bool) -> Self {
+        Objective {
+            system,
+            tier,
+            rpo_target_seconds: targets.rpo_seconds,
+            it_rto_target_seconds: targets.it_rto_seconds,
+            business_rto_target_seconds: targets.business_rto_seconds,
+            verify_required,
+        }
+    }
+}
+
+/// §4.1 item 3.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub restored: Vec<SystemId>,
+    /// In scope but not restored (`sample-per-tier`): their RTO is only projected.
+    pub extrapolated: Vec<SystemId>,
+    /// Named by the plan's `exclude`.
+    pub excluded: Vec<SystemId>,
+}
+
+/// §4.1 item 4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioSection {
+    pub kind: DrillScenarioKind,
+    pub lost_site: Option<SiteId>,
+    pub lost_system: Option<SystemId>,
+    /// `T_outage` (the simulated disaster instant, `T_disaster` of §3.2).
+    pub outage: Timestamp,
+    pub compromise_at: Option<Timestamp>,
+    /// Which copies the scenario allows restoring from, in words.
+    pub allowed_copies: String,
+}
+
+/// §4.1 item 5: the people the plan names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganisationSection {
+    pub lead: Option<String>,
+    pub participants: Vec<String>,
+    pub observers: Vec<String>,
+}
+
+impl From<&Organisation> for OrganisationSection {
+    fn from(o: &Organisation) -> Self {
+        OrganisationSection {
+            lead: o.lead.clone(),
+            participants: o.participants.clone(),
+            observers: o.observers.clone(),
+        }
+    }
+}
+
+/// One item of the readiness check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessItem {
+    /// What was checked ("linfen-finance restore point", "standby agent dr-1").
+    pub subject: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// One mark of the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// `outage`, `declare`, …, or `restore-start:<system>`-style per-system marks.
+    pub mark: String,
+    pub at: Timestamp,
+    /// The person who approved a gate, or `lifeboat` for marks set by a step.
+    pub recorded_by: String,
+    /// What set it (the step name, "drill start", "agent report").
+    pub source: String,
+}
+
+/// One entry of the step log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepLogEntry {
+    pub at: Timestamp,
+    pub step: String,
+    pub system: Option<SystemId>,
+    /// `started`, `succeeded`, `failed`, `timed-out`, `approved`, `skipped`, …
+    pub event: String,
+    pub detail: Option<String>,
+}
+
+/// §4.1 item 8, one system: its figures and what it was restored from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemRecord {
+    pub result: SystemResult,
+    pub restore_point: Option<RestorePoint>,
+    pub bytes_restored: u64,
+    pub files_restored: u64,
+    /// The restored tree's digest as the verify step computed it.
+    pub tree_digest: Option<String>,
+}
+
+/// §4.1 item 10 categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingCategory {
+    Technical,
+    Process,
+    Communication,
+    Documentation,
+    Supplier,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub category: FindingCategory,
+    pub severity: Severity,
+    pub text: String,
+}
+
+/// One file of the evidence bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceItem {
+    pub name: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+impl EvidenceItem {
+    /// The annex entry of a file.
+    pub fn of(name: &str, content: &[u8]) -> Self {
+        EvidenceItem {
+            name: name.to_string(),
+            sha256: hex::encode(Sha256::digest(content)),
+            bytes: content.len() as u64,
+        }
+    }
+}
+
+/// One signature of §4.1 item 14.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOff {
+    pub role: String,
+    pub name: Option<String>,
+    pub signed_at: Option<Timestamp>,
+}
+
+/// The sign-off block with every role and no signature.
+pub fn blank_sign_off() -> Vec<SignOff> {
+    [
+        "drill lead",
+        "IT owner",
+        "business owner (verification)",
+        "BCM lead department",
+        "IT-risk department",
+        "observer / audit",
+    ]
+    .into_iter()
+    .map(|role| SignOff {
+        role: role.to_string(),
+        name: None,
+        signed_at: None,
+    })
+    .collect()
+}
+
+/// The findings a drill's results, readiness and deviations give: failures and breaches are
+/// high-severity technical findings, unmet conditions medium process findings, systems only
+/// extrapolated low technical ones, failed readiness items high technical ones, deviations
+/// medium process ones.
+pub fn findings(
+    results: &[SystemResult],
+    readiness: &[ReadinessItem],
+    deviations: &[String],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for item in readiness.iter().filter(|i| !i.ok) {
+        out.push(Finding {
+            category: FindingCategory::Technical,
+            severity: Severity::High,
+            text: format!("Not ready: {}: {}", item.subject, item.detail),
+        });
+    }
+    for r in results {
+        for reason in &r.reasons {
+            let (category, severity) = match r.verdict {
+                Verdict::Fail if is_condition(reason) => {
+                    (FindingCategory::Process, Severity::Medium)
+                }
+                Verdict::Fail => (FindingCategory::Technical, Severity::High),
+                _ if reason.contains("was not restored in this drill") => {
+                    (FindingCategory::Technical, Severity::Low)
+                }
+                _ => (FindingCategory::Process, Severity::Medium),
+            };
+            out.push(Finding {
+                category,
+                severity,
+                text: format!("{}: {reason}", r.system),
+            });
+        }
+    }
+    for d in deviations {
+        out.push(Finding {
+            category: FindingCategory::Process,
+            severity: Severity::Medium,
+            text: format!("Deviation from the plan: {d}"),
+        });
+    }
+    out
+}
+
+/// Whether a reason of a failed system is one of its unmet conditions rather than the failure.
+fn is_condition(reason: &str) -> bool {
+    reason.contains("not measured")
+        || reason.contains("was not verified")
+        || reason.contains("Fail-back was not completed")
+}
+
+/// The canonical JSON of a record: serde_json of the record with `record_hash` empty, keys in
+/// struct order. What [`seal`] hashes.
+pub fn canonical_json(record: &DrillRecord) -> Vec<u8> {
+    let mut r = record.clone();
+    r.record_hash = String::new();
+    // Serialising these types cannot fail: every map key is a string and no type has a
+    // fallible `Serialize`.
+    serde_json::to_vec(&r).unwrap_or_default()
+}
+
+fn hash_of(record: &DrillRecord) -> String {
+    hex::encode(Sha256::digest(canonical_json(record)))
+}
+
+/// Links `record` to the previous record's hash and sets its own hash.
+pub fn seal(mut record: DrillRecord, previous_hash: &str) -> DrillRecord {
+    record.previous_hash = previous_hash.to_string();
+    record.record_hash = hash_of(&record);
+    record
+}
+
+/// Why a chain of drill records does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    #[error(
+        "drill {drill} is the first record but its previous_hash is {found}, not {GENESIS_HASH}: \
+         an earlier record is missing or the link was altered"
+    )]
+    FirstLink { drill: Uuid, found: String },
+    #[error(
+        "drill {drill} links to previous_hash {found}, but the record before it (drill \
+         {previous}) has hash {expected}: a record was removed, inserted or altered"
+    )]
+    BrokenLink {
+        drill: Uuid,
+        previous: Uuid,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "drill {drill}: the stored record_hash {stored} does not match the record's content \
+         (hash {computed}): the record was altered after it was sealed"
+    )]
+    HashMismatch {
+        drill: Uuid,
+        stored: String,
+        computed: String,
+    },
+}
+
+/// Verifies a chain of records, oldest first: every hash recomputed, every link equal to the
+/// previous record's hash. The number of records verified.
+pub fn verify_chain(records: &[DrillRecord]) -> Result<usize, ChainError> {
+    let mut previous: Option<&DrillRecord> = None;
+    for r in records {
+        let drill = r.header.drill_id;
+        match previous {
+            None if r.previous_hash != GENESIS_HASH => {
+                return Err(ChainError::FirstLink {
+                    drill,
+                    found: r.previous_hash.clone(),
+                });
+            }
+            Some(p) if r.previous_hash != p.record_hash => {
+                return Err(ChainError::BrokenLink {
+                    drill,
+                    previous: p.header.drill_id,
+                    expected: p.record_hash.clone(),
+                    found: r.previous_hash.clone(),
+                });
+            }
+            _ => {}
+        }
+        let computed = hash_of(r);
+        if computed != r.record_hash {
+            return Err(ChainError::HashMismatch {
+                drill,
+                stored: r.record_hash.clone(),
+                computed,
+            });
+        }
+        previous = Some(r);
+    }
+    Ok(records.len())
+}
+
+/// Why the evidence bundle could not be packed.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("evidence file \"{name}\" cannot be put in the bundle: {source}")]
+    File {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the evidence bundle could not be written: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+/// Packs `files` (name, content) into a tar archive compressed with zstd; returns it with its
+/// sha256 (hex). The archive is reproducible: the same files give the same bytes (fixed
+/// modification time, mode and owner).
+pub fn bundle(files: &[(String, Vec<u8>)]) -> Result<(Vec<u8>, String), BundleError> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, name, content.as_slice())
+            .map_err(|source| BundleError::File {
+                name: name.clone(),
+                source,
+            })?;
+    }
+    let archive = builder.into_inner().map_err(BundleError::Write)?;
+    let compressed = zstd::encode_all(archive.as_slice(), 3).map_err(BundleError::Write)?;
+    let hash = hex::encode(Sha256::digest(&compressed));
+    Ok((compressed, hash))
+}
