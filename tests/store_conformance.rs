@@ -10,11 +10,18 @@ mod common;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
-use lifeboat::api::{Command, Heartbeat, SpoolStatus, SystemStatus};
+use lifeboat::api::{
+    Command, CommandResult, DrillReport, DrillTask, Heartbeat, SpoolStatus, SystemStatus,
+    TaskAction,
+};
 use lifeboat::coordinator::store::{
     Agent, AlertState, AlertStatus, ApiToken, AuditFilter, CommandQueued, Enrolment,
     EnrolmentRefusal, EnrolmentToken, NewAgent, NewAuditEntry, Page, PasswordHash, Role, RunFilter,
     RunInsert, Session, Store, StoreError, StoreOptions, TokenHash, TokenOwner, User,
+};
+use lifeboat::coordinator::store::{
+    ChainLink, DrillChange, DrillFilter, DrillStatus, DrillUpdate, GENESIS_HASH, NewDrill,
+    NewDrillTask, REPORT_INPUT, ReportInsert, Seal, SealedRecord,
 };
 use lifeboat::run::{Outcome, RunKind, RunRecord};
 use lifeboat::secret::Secret;
@@ -210,6 +217,11 @@ conformance!(
     secrets_are_never_stored_in_clear,
     runs_are_listed_newest_first_filtered_and_keyset_paged,
     commands_are_queued_for_enrolled_hosts_and_handed_out_once,
+    drills_are_listed_newest_first_and_updated_at_their_version,
+    drill_tasks_are_idempotent_and_open_per_host_until_reported_or_withdrawn,
+    drill_reports_are_kept_once_and_only_from_the_tasks_host,
+    drill_inputs_are_append_only_and_read_in_order_after_a_cursor,
+    drill_records_are_sealed_once_in_one_hash_chain,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1494,4 +1506,719 @@ async fn sqlite_missing_directory_is_reported() {
     );
     let bad = Store::open("mysql://localhost/x").await.unwrap_err();
     assert!(matches!(bad, StoreError::Invalid(_)), "{bad:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drills
+
+fn new_drill(plan: &str, created_min: i64) -> NewDrill {
+    NewDrill {
+        id: Uuid::new_v4(),
+        plan: plan.parse().unwrap(),
+        status: DrillStatus::Running,
+        created_by: "user:alice".into(),
+        created_at: t0_plus(created_min),
+        scheduled_for: None,
+        started_at: Some(t0_plus(created_min)),
+        state: json!({ "phase": "readiness", "step": 0 }),
+    }
+}
+
+fn drill_task(drill: Uuid, task_id: &str, host: &str, created_min: i64) -> NewDrillTask {
+    NewDrillTask {
+        host: host.into(),
+        created_at: t0_plus(created_min),
+        task: DrillTask {
+            task_id: task_id.into(),
+            drill_id: drill,
+            step: "health".into(),
+            system: Some("fin".parse().unwrap()),
+            timeout_seconds: 60,
+            action: TaskAction::Command {
+                argv: vec!["/bin/true".into()],
+                env: Default::default(),
+            },
+        },
+    }
+}
+
+fn drill_report(drill: Uuid, task_id: &str, host: &str, outcome: Outcome) -> DrillReport {
+    DrillReport {
+        task_id: task_id.into(),
+        drill_id: drill,
+        host: host.into(),
+        started_at: t0_plus(10),
+        finished_at: t0_plus(11),
+        outcome,
+        error: None,
+        probe: None,
+        restore: None,
+        command: Some(CommandResult {
+            exit_code: Some(0),
+            output_tail: "ok".into(),
+        }),
+    }
+}
+
+fn open_ids(tasks: &[DrillTask]) -> Vec<&str> {
+    tasks.iter().map(|t| t.task_id.as_str()).collect()
+}
+
+async fn drills_are_listed_newest_first_and_updated_at_their_version(h: Harness) {
+    let s = &h.store;
+    let a = new_drill("linfen-site-loss", 1);
+    let b = new_drill("yuncheng-restore-test", 2);
+    let mut c = new_drill("linfen-site-loss", 3);
+    c.status = DrillStatus::Scheduled;
+    c.scheduled_for = Some(t0_plus(60));
+    c.started_at = None;
+    for d in [&a, &b, &c] {
+        s.insert_drill(d).await.unwrap();
+    }
+    assert!(matches!(
+        s.insert_drill(&a).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let got = s.get_drill(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.plan.as_str(), got.status, got.version, &got.state),
+        ("linfen-site-loss", DrillStatus::Running, 1, &a.state)
+    );
+    assert_eq!(
+        (got.created_at, got.started_at, got.finished_at),
+        (t0_plus(1), Some(t0_plus(1)), None)
+    );
+    assert!(got.seal.is_none());
+    let got_c = s.get_drill(c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got_c.scheduled_for, got_c.started_at),
+        (Some(t0_plus(60)), None)
+    );
+    assert!(s.get_drill(Uuid::new_v4()).await.unwrap().is_none());
+
+    // Newest first, filtered, keyset paged.
+    let ids = |ds: &[lifeboat::coordinator::store::StoredDrill]| {
+        ds.iter().map(|d| d.id).collect::<Vec<_>>()
+    };
+    let all = DrillFilter::default();
+    assert_eq!(
+        ids(&s.list_drills(&all, None, 10).await.unwrap()),
+        [c.id, b.id, a.id]
+    );
+    let page = s.list_drills(&all, None, 2).await.unwrap();
+    assert_eq!(ids(&page), [c.id, b.id]);
+    let next = s.list_drills(&all, Some(b.id), 2).await.unwrap();
+    assert_eq!(ids(&next), [a.id]);
+    assert!(
+        s.list_drills(&all, Some(Uuid::new_v4()), 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let linfen = DrillFilter {
+        plan: Some("linfen-site-loss".parse().unwrap()),
+        status: None,
+    };
+    assert_eq!(
+        ids(&s.list_drills(&linfen, None, 10).await.unwrap()),
+        [c.id, a.id]
+    );
+    let scheduled = DrillFilter {
+        plan: None,
+        status: Some(DrillStatus::Scheduled),
+    };
+    assert_eq!(
+        ids(&s.list_drills(&scheduled, None, 10).await.unwrap()),
+        [c.id]
+    );
+
+    // Active: scheduled or running, oldest first.
+    assert_eq!(ids(&s.active_drills().await.unwrap()), [a.id, b.id, c.id]);
+
+    // Optimistic updates: at the version read, once.
+    let change = DrillChange {
+        status: DrillStatus::Finished,
+        state: json!({ "phase": "done" }),
+        started_at: Some(t0_plus(1)),
+        finished_at: Some(t0_plus(90)),
+    };
+    assert_eq!(
+        s.update_drill(a.id, 1, &change).await.unwrap(),
+        DrillUpdate::Updated(2)
+    );
+    assert_eq!(
+        s.update_drill(a.id, 1, &change).await.unwrap(),
+        DrillUpdate::Stale
+    );
+    let got = s.get_drill(a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.status, got.version, &got.state),
+        (DrillStatus::Finished, 2, &change.state)
+    );
+    assert_eq!(got.finished_at, Some(t0_plus(90)));
+    assert!(matches!(
+        s.update_drill(Uuid::new_v4(), 1, &change).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(ids(&s.active_drills().await.unwrap()), [b.id, c.id]);
+
+    // Of concurrent updates from one version (two replicas), exactly one applies.
+    let replica = h.replica().await;
+    let racers: Vec<_> = [s.clone(), replica]
+        .into_iter()
+        .cycle()
+        .take(8)
+        .enumerate()
+        .map(|(i, store)| {
+            let change = DrillChange {
+                state: json!({ "writer": i }),
+                ..change.clone()
+            };
+            tokio::spawn(async move { store.update_drill(b.id, 1, &change).await.unwrap() })
+        })
+        .collect();
+    let mut applied = 0;
+    for r in racers {
+        if let DrillUpdate::Updated(v) = r.await.unwrap() {
+            assert_eq!(v, 2);
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+    assert_eq!(s.get_drill(b.id).await.unwrap().unwrap().version, 2);
+}
+
+async fn drill_tasks_are_idempotent_and_open_per_host_until_reported_or_withdrawn(h: Harness) {
+    let s = &h.store;
+    let d = new_drill("linfen-site-loss", 0);
+    let other = new_drill("yuncheng-restore-test", 0);
+    s.insert_drill(&d).await.unwrap();
+    s.insert_drill(&other).await.unwrap();
+    assert!(s.hosts_with_open_drill_tasks().await.unwrap().is_empty());
+
+    let tasks = [
+        drill_task(d.id, "d.1.fin", "dt-standby-01", 1),
+        drill_task(d.id, "d.1.hr", "dt-standby-01", 2),
+        drill_task(d.id, "d.1.crm", "dt-standby-02", 2),
+        drill_task(other.id, "o.1.fin", "yc-standby-01", 3),
+    ];
+    assert_eq!(s.put_drill_tasks(&tasks).await.unwrap(), 4);
+    // Putting them again changes nothing, even with other content.
+    let mut again = tasks.clone();
+    again[0].host = "elsewhere".into();
+    assert_eq!(s.put_drill_tasks(&again).await.unwrap(), 0);
+    assert_eq!(
+        open_ids(&s.open_drill_tasks("dt-standby-01").await.unwrap()),
+        ["d.1.fin", "d.1.hr"]
+    );
+    assert_eq!(
+        s.open_drill_tasks("dt-standby-01").await.unwrap()[0],
+        tasks[0].task
+    );
+    assert!(s.open_drill_tasks("elsewhere").await.unwrap().is_empty());
+    assert_eq!(
+        s.hosts_with_open_drill_tasks().await.unwrap(),
+        ["dt-standby-01", "dt-standby-02", "yc-standby-01"]
+    );
+    // A task of an unknown drill stores nothing (the whole batch).
+    let stray = [
+        drill_task(d.id, "d.2.fin", "dt-standby-01", 4),
+        drill_task(Uuid::new_v4(), "x.1.fin", "dt-standby-01", 4),
+    ];
+    assert!(matches!(
+        s.put_drill_tasks(&stray).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.open_drill_tasks("dt-standby-01").await.unwrap().len(), 2);
+
+    // Reported: no longer open; withdrawn: no longer open.
+    let report = drill_report(d.id, "d.1.fin", "dt-standby-01", Outcome::Success);
+    let stored = s
+        .store_drill_report("dt-standby-01", "agent:x", &report, t0_plus(12))
+        .await
+        .unwrap();
+    assert_eq!(stored, ReportInsert::Stored);
+    assert!(s.withdraw_drill_task("d.1.crm", t0_plus(13)).await.unwrap());
+    assert!(!s.withdraw_drill_task("d.1.crm", t0_plus(14)).await.unwrap());
+    assert!(
+        !s.withdraw_drill_task("d.1.fin", t0_plus(14)).await.unwrap(),
+        "reported"
+    );
+    assert_eq!(
+        open_ids(&s.open_drill_tasks("dt-standby-01").await.unwrap()),
+        ["d.1.hr"]
+    );
+    assert!(
+        s.open_drill_tasks("dt-standby-02")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.hosts_with_open_drill_tasks().await.unwrap(),
+        ["dt-standby-01", "yc-standby-01"]
+    );
+
+    // Withdrawing a drill's tasks leaves reported ones and other drills' alone.
+    assert_eq!(s.withdraw_drill_tasks(d.id, t0_plus(20)).await.unwrap(), 1);
+    assert!(
+        s.open_drill_tasks("dt-standby-01")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.hosts_with_open_drill_tasks().await.unwrap(),
+        ["yc-standby-01"]
+    );
+    let all = s.drill_tasks(d.id).await.unwrap();
+    let summary: Vec<_> = all
+        .iter()
+        .map(|t| {
+            (
+                t.task.task_id.as_str(),
+                t.report.is_some(),
+                t.reported_at,
+                t.withdrawn_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("d.1.fin", true, Some(t0_plus(12)), None),
+            ("d.1.crm", false, None, Some(t0_plus(13))),
+            ("d.1.hr", false, None, Some(t0_plus(20))),
+        ]
+    );
+    assert_eq!(all[0].report.as_ref(), Some(&report));
+    assert_eq!(all[0].host, "dt-standby-01");
+}
+
+async fn drill_reports_are_kept_once_and_only_from_the_tasks_host(h: Harness) {
+    let s = &h.store;
+    let d = new_drill("linfen-site-loss", 0);
+    s.insert_drill(&d).await.unwrap();
+    let tasks = [
+        drill_task(d.id, "d.1.fin", "dt-standby-01", 1),
+        drill_task(d.id, "d.1.hr", "dt-standby-01", 1),
+        drill_task(d.id, "d.1.crm", "dt-standby-01", 1),
+    ];
+    s.put_drill_tasks(&tasks).await.unwrap();
+    let ok = drill_report(d.id, "d.1.fin", "dt-standby-01", Outcome::Success);
+    let report = |r: &DrillReport, host: &'static str| {
+        let (s, r) = (s.clone(), r.clone());
+        async move {
+            s.store_drill_report(host, "agent:a", &r, t0_plus(12))
+                .await
+                .unwrap()
+        }
+    };
+
+    // Another host's agent cannot report it; an unknown task or one of another drill is unknown.
+    assert_eq!(report(&ok, "dt-standby-02").await, ReportInsert::NotYours);
+    let unknown = drill_report(d.id, "d.9.fin", "dt-standby-01", Outcome::Success);
+    assert_eq!(
+        report(&unknown, "dt-standby-01").await,
+        ReportInsert::UnknownTask
+    );
+    let wrong_drill = drill_report(Uuid::new_v4(), "d.1.fin", "dt-standby-01", Outcome::Success);
+    assert_eq!(
+        report(&wrong_drill, "dt-standby-01").await,
+        ReportInsert::UnknownTask
+    );
+    assert!(s.drill_inputs_after(None, 0, 100).await.unwrap().is_empty());
+
+    // The first report is kept; a second (even a different one) is a duplicate.
+    assert_eq!(report(&ok, "dt-standby-01").await, ReportInsert::Stored);
+    let changed = drill_report(d.id, "d.1.fin", "dt-standby-01", Outcome::Failed);
+    assert_eq!(
+        report(&changed, "dt-standby-01").await,
+        ReportInsert::Duplicate
+    );
+    assert_eq!(report(&ok, "dt-standby-02").await, ReportInsert::NotYours);
+    let kept = s.drill_tasks(d.id).await.unwrap();
+    let fin = kept.iter().find(|t| t.task.task_id == "d.1.fin").unwrap();
+    assert_eq!(fin.report.as_ref(), Some(&ok));
+
+    // A withdrawn task's report is not stored.
+    s.withdraw_drill_task("d.1.hr", t0_plus(11)).await.unwrap();
+    let late = drill_report(d.id, "d.1.hr", "dt-standby-01", Outcome::Success);
+    assert_eq!(
+        report(&late, "dt-standby-01").await,
+        ReportInsert::Withdrawn
+    );
+
+    // Exactly one `report` input, for the stored report, carrying it.
+    let inputs = s.drill_inputs_after(None, 0, 100).await.unwrap();
+    assert_eq!(inputs.len(), 1, "{inputs:?}");
+    assert_eq!(
+        (
+            inputs[0].drill_id,
+            inputs[0].kind.as_str(),
+            inputs[0].actor.as_str(),
+            inputs[0].at
+        ),
+        (d.id, REPORT_INPUT, "agent:a", t0_plus(12))
+    );
+    assert_eq!(inputs[0].detail["task_id"], "d.1.fin");
+    let carried: DrillReport = serde_json::from_value(inputs[0].detail["report"].clone()).unwrap();
+    assert_eq!(carried, ok);
+
+    // Of concurrent deliveries of one report (two replicas), exactly one is stored.
+    let replica = h.replica().await;
+    let crm = drill_report(d.id, "d.1.crm", "dt-standby-01", Outcome::Success);
+    let racers: Vec<_> = [s.clone(), replica]
+        .into_iter()
+        .cycle()
+        .take(8)
+        .map(|store| {
+            let crm = crm.clone();
+            tokio::spawn(async move {
+                store
+                    .store_drill_report("dt-standby-01", "agent:a", &crm, t0_plus(13))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for r in racers {
+        answers.push(r.await.unwrap());
+    }
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| **a == ReportInsert::Stored)
+            .count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, ReportInsert::Stored | ReportInsert::Duplicate))
+    );
+    assert_eq!(s.drill_inputs_after(None, 0, 100).await.unwrap().len(), 2);
+}
+
+async fn drill_inputs_are_append_only_and_read_in_order_after_a_cursor(h: Harness) {
+    let s = &h.store;
+    let a = new_drill("linfen-site-loss", 0);
+    let b = new_drill("yuncheng-restore-test", 0);
+    s.insert_drill(&a).await.unwrap();
+    s.insert_drill(&b).await.unwrap();
+    let mut ids = Vec::new();
+    for (i, drill) in [a.id, b.id, a.id, a.id, b.id].into_iter().enumerate() {
+        let kind = if i == 2 { "abort" } else { "approve" };
+        let id = s
+            .add_drill_input(
+                drill,
+                kind,
+                "user:bob",
+                &json!({ "n": i }),
+                t0_plus(i as i64),
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(matches!(
+        s.add_drill_input(
+            Uuid::new_v4(),
+            "approve",
+            "user:bob",
+            &json!({}),
+            t0_plus(9)
+        )
+        .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let n = |inputs: &[lifeboat::coordinator::store::DrillInput]| {
+        inputs
+            .iter()
+            .map(|i| i.detail["n"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let all = s.drill_inputs_after(None, 0, 100).await.unwrap();
+    assert_eq!(n(&all), [0, 1, 2, 3, 4]);
+    assert_eq!(
+        (
+            all[2].kind.as_str(),
+            all[2].actor.as_str(),
+            all[2].at,
+            all[2].drill_id
+        ),
+        ("abort", "user:bob", t0_plus(2), a.id)
+    );
+    // After a cursor, at most `limit`; one drill's only.
+    assert_eq!(
+        n(&s.drill_inputs_after(None, ids[1], 2).await.unwrap()),
+        [2, 3]
+    );
+    assert!(
+        s.drill_inputs_after(None, ids[4], 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        n(&s.drill_inputs_after(Some(a.id), 0, 10).await.unwrap()),
+        [0, 2, 3]
+    );
+    assert_eq!(
+        n(&s.drill_inputs_after(Some(b.id), ids[1], 10).await.unwrap()),
+        [4]
+    );
+
+    // Append-only, on both backends.
+    let changed = h
+        .raw_execute("UPDATE drill_inputs SET kind = 'forged'")
+        .await;
+    assert!(changed.is_err(), "{changed:?}");
+    let deleted = h.raw_execute("DELETE FROM drill_inputs").await;
+    assert!(deleted.is_err(), "{deleted:?}");
+    assert_eq!(s.drill_inputs_after(None, 0, 100).await.unwrap().len(), 5);
+
+    // Appends from two replicas at once: every id once, and a reader following with a cursor
+    // while they append sees every input, in increasing order, none skipped.
+    let replica = h.replica().await;
+    let writers: Vec<_> = [s.clone(), replica]
+        .into_iter()
+        .enumerate()
+        .map(|(w, store)| {
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    store
+                        .add_drill_input(
+                            a.id,
+                            "approve",
+                            "user:bob",
+                            &json!({ "n": 100 * w + i }),
+                            t0_plus(30),
+                        )
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut cursor = ids[4];
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 40 && Instant::now() < deadline {
+        for input in s.drill_inputs_after(None, cursor, 7).await.unwrap() {
+            assert!(input.id > cursor);
+            cursor = input.id;
+            seen.push(input.detail["n"].as_i64().unwrap());
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    seen.sort_unstable();
+    let expected: Vec<i64> = (0..20).chain(100..120).collect();
+    assert_eq!(seen, expected);
+}
+
+fn sealed_record(drill: Uuid, link: &ChainLink) -> SealedRecord {
+    use sha2::Digest;
+    let record =
+        json!({ "drill": drill, "seq": link.seq, "previous_hash": link.previous_hash }).to_string();
+    let record_hash = hex::encode(sha2::Sha256::digest(record.as_bytes()));
+    SealedRecord {
+        record,
+        record_hash,
+    }
+}
+
+async fn drill_records_are_sealed_once_in_one_hash_chain(h: Harness) {
+    let s = &h.store;
+    let first = new_drill("linfen-site-loss", 0);
+    let second = new_drill("linfen-site-loss", 1);
+    s.insert_drill(&first).await.unwrap();
+    s.insert_drill(&second).await.unwrap();
+
+    let genesis = s.drill_chain_head().await.unwrap();
+    assert_eq!(
+        genesis,
+        ChainLink {
+            seq: 1,
+            previous_hash: GENESIS_HASH.into()
+        }
+    );
+    assert_eq!(GENESIS_HASH, "0".repeat(64));
+    let r1 = sealed_record(first.id, &genesis);
+    let bundle = b"\x28\xb5\x2f\xfd evidence bundle with \0 bytes".to_vec();
+    assert_eq!(
+        s.seal_drill(first.id, &genesis, &r1, Some(&bundle))
+            .await
+            .unwrap(),
+        Seal::Sealed
+    );
+    // The same place again, for another drill: the chain moved on.
+    let r2_stale = sealed_record(second.id, &genesis);
+    assert_eq!(
+        s.seal_drill(second.id, &genesis, &r2_stale, None)
+            .await
+            .unwrap(),
+        Seal::ChainMoved
+    );
+    // A link that does not follow the last record is refused too.
+    let forged = ChainLink {
+        seq: 2,
+        previous_hash: "f".repeat(64),
+    };
+    assert_eq!(
+        s.seal_drill(second.id, &forged, &sealed_record(second.id, &forged), None)
+            .await
+            .unwrap(),
+        Seal::ChainMoved
+    );
+    // Sealing a sealed drill changes nothing.
+    let head = s.drill_chain_head().await.unwrap();
+    assert_eq!(
+        head,
+        ChainLink {
+            seq: 2,
+            previous_hash: r1.record_hash.clone()
+        }
+    );
+    assert_eq!(
+        s.seal_drill(first.id, &head, &sealed_record(first.id, &head), None)
+            .await
+            .unwrap(),
+        Seal::AlreadySealed(genesis.clone())
+    );
+    assert!(matches!(
+        s.seal_drill(Uuid::new_v4(), &head, &r1, None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.seal_drill(
+            second.id,
+            &head,
+            &SealedRecord {
+                record: "{}".into(),
+                record_hash: "x".into()
+            },
+            None
+        )
+        .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let got = s.get_drill(first.id).await.unwrap().unwrap();
+    let seal = got.seal.unwrap();
+    assert_eq!(
+        (seal.link, seal.record, seal.record_hash),
+        (genesis, r1.record.clone(), r1.record_hash.clone())
+    );
+    assert_eq!(s.drill_bundle(first.id).await.unwrap(), Some(bundle));
+    assert_eq!(s.drill_bundle(second.id).await.unwrap(), None);
+
+    // A sealed record never changes, whoever tries; its drill's status still may.
+    for sql in [
+        "UPDATE drills SET record = '{}' WHERE chain_seq = 1",
+        "UPDATE drills SET record_hash = previous_hash WHERE chain_seq = 1",
+        "UPDATE drills SET bundle = NULL WHERE chain_seq = 1",
+        "DELETE FROM drills WHERE chain_seq = 1",
+    ] {
+        let r = h.raw_execute(sql).await;
+        assert!(r.is_err(), "{sql}: {r:?}");
+    }
+    let done = DrillChange {
+        status: DrillStatus::Finished,
+        state: json!({}),
+        started_at: None,
+        finished_at: Some(t0_plus(5)),
+    };
+    assert!(matches!(
+        s.update_drill(first.id, 1, &done).await.unwrap(),
+        DrillUpdate::Updated(2)
+    ));
+    assert_eq!(
+        s.get_drill(first.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .seal
+            .unwrap()
+            .record,
+        r1.record
+    );
+
+    // Concurrent seals at one place: exactly one gets it.
+    let racers: Vec<_> = (0..6)
+        .map(|i| new_drill("linfen-site-loss", 10 + i))
+        .collect();
+    for d in &racers {
+        s.insert_drill(d).await.unwrap();
+    }
+    let replica = h.replica().await;
+    let tries: Vec<_> = racers
+        .iter()
+        .zip([s.clone(), replica.clone()].into_iter().cycle())
+        .map(|(d, store)| {
+            let (id, head) = (d.id, head.clone());
+            tokio::spawn(async move {
+                store
+                    .seal_drill(id, &head, &sealed_record(id, &head), None)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tries {
+        match t.await.unwrap() {
+            Seal::Sealed => won += 1,
+            Seal::ChainMoved => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+
+    // Concurrent seals at the head, retried as the chain moves: each drill gets its own place,
+    // each linked to the record before it.
+    let tries: Vec<_> = std::iter::once(&second)
+        .chain(racers.iter())
+        .zip([s.clone(), replica].into_iter().cycle())
+        .map(|(d, store)| {
+            let id = d.id;
+            tokio::spawn(async move {
+                store
+                    .seal_drill_with::<StoreError>(id, None, |link| Ok(sealed_record(id, link)))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tries {
+        t.await.unwrap();
+    }
+    let chain = s.drill_chain().await.unwrap();
+    assert_eq!(chain.len(), 8);
+    let mut previous = GENESIS_HASH.to_string();
+    for (i, (id, seal)) in chain.iter().enumerate() {
+        assert_eq!(seal.link.seq, i as u64 + 1);
+        assert_eq!(
+            seal.link.previous_hash,
+            previous,
+            "link of record {}",
+            i + 1
+        );
+        assert_eq!(seal.record, sealed_record(*id, &seal.link).record);
+        previous = seal.record_hash.clone();
+    }
+    assert_eq!(chain[0].0, first.id);
+    // Sealing with a sealed drill again returns its place.
+    let again = s
+        .seal_drill_with::<StoreError>(second.id, None, |link| Ok(sealed_record(second.id, link)))
+        .await
+        .unwrap();
+    let at = chain.iter().find(|(id, _)| *id == second.id).unwrap();
+    assert_eq!(again, at.1.link);
 }

@@ -39,6 +39,15 @@
 //!   in-process lease for SQLite. A SQLite file belongs to one coordinator process, which opens
 //!   it once and shares the [`Store`] (it is a cheap clone); two `Store`s opened on one file do
 //!   not see each other's leases.
+//! * **Drills** (`drills.rs`): a drill's state is opaque JSON, replaced only at the version it
+//!   was read at ([`Store::update_drill`] answers [`DrillUpdate::Stale`] otherwise). A finished
+//!   drill is sealed once ([`Store::seal_drill`]) at the next place of one chain, linked to the
+//!   previous sealed record's hash ([`GENESIS_HASH`] for the first): of concurrent seals at one
+//!   place exactly one succeeds, and a sealed record, its link and bundle never change (a
+//!   trigger refuses it). A drill task is offered to its host until reported or withdrawn; its
+//!   first report is kept, from its own host only, and storing it appends a `report` input in
+//!   the same transaction. Drill inputs are append-only and become visible in increasing id
+//!   order, so a consumer's cursor never skips one.
 //!
 //! # Schema (both backends; see the migrations for the DDL)
 //!
@@ -58,11 +67,15 @@
 //! | `api_tokens` | `hash` | user_name *or* agent_id, label, created_at, revoked_at |
 //! | `alert_state` | `(rule, subject)` | state (firing/resolved), since, last_notified_at, severity and summary when last notified |
 //! | `pending_commands` | `id` (increasing); unique `(host, command)` | host, command (JSON), created_by, created_at; deleted when handed out |
+//! | `drills` | `id` (UUID); unique `chain_seq` | plan, status, created_by, created_at, scheduled_for, started_at, finished_at, state (JSON, the orchestrator's), version; once sealed: record (exact text), record_hash, previous_hash, chain_seq, bundle (bytes) |
+//! | `drill_tasks` | `task_id` | drill_id, host, task (JSON [`DrillTask`](crate::api::DrillTask)), created_at, withdrawn_at, report (JSON [`DrillReport`](crate::api::DrillReport)), reported_at |
+//! | `drill_inputs` | `id` (increasing, from the one-row `drill_input_counter`) | drill_id, kind (`report`, `approve`, …), actor, at, detail (JSON); append-only |
 
 mod agents;
 mod alerts;
 mod audit;
 mod commands;
+mod drills;
 mod error;
 mod lease;
 mod runs;
@@ -90,6 +103,11 @@ pub use types::{
     EnrolmentRefusal, EnrolmentToken, NewAgent, NewAuditEntry, Page, PasswordHash, PendingCommand,
     Role, RunFilter, RunInsert, Session, StoredHeartbeat, StoredRun, StoredSystemStatus, TokenHash,
     TokenOwner, User,
+};
+pub use types::{
+    ChainLink, DrillChange, DrillFilter, DrillInput, DrillSeal, DrillStatus, DrillUpdate,
+    GENESIS_HASH, NewDrill, NewDrillTask, REPORT_INPUT, ReportInsert, Seal, SealedRecord,
+    StoredDrill, StoredDrillTask,
 };
 
 /// How a store connects. The defaults suit a coordinator; tests shorten the timeouts.

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::api::{Command, Heartbeat, SystemStatus};
+use crate::api::{Command, DrillReport, DrillTask, Heartbeat, SystemStatus};
+use crate::policy::DrillId;
 use crate::run::{Outcome, RunKind, RunRecord};
 use crate::secret::Secret;
 
@@ -433,6 +434,213 @@ pub struct AlertState {
     pub state: AlertStatus,
     pub since: Timestamp,
     pub last_notified_at: Option<Timestamp>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drills
+
+/// Where a drill is in its life. The store interprets only [`DrillStatus::is_active`]; what each
+/// status means is the orchestrator's business (`crate::drill`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DrillStatus {
+    /// Created, waiting for its start time.
+    Scheduled,
+    Running,
+    Finished,
+    /// Ended by an operator.
+    Aborted,
+    /// The readiness check found the standby site not ready; nothing was restored.
+    NotReady,
+    /// Could not be carried out (not the same as a drill that ran and failed its criteria).
+    Failed,
+}
+
+impl DrillStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillStatus::Scheduled => "scheduled",
+            DrillStatus::Running => "running",
+            DrillStatus::Finished => "finished",
+            DrillStatus::Aborted => "aborted",
+            DrillStatus::NotReady => "not-ready",
+            DrillStatus::Failed => "failed",
+        }
+    }
+
+    /// Scheduled or running: the orchestrator still has work to do for it.
+    pub fn is_active(self) -> bool {
+        matches!(self, DrillStatus::Scheduled | DrillStatus::Running)
+    }
+}
+
+impl FromStr for DrillStatus {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "scheduled" => Ok(DrillStatus::Scheduled),
+            "running" => Ok(DrillStatus::Running),
+            "finished" => Ok(DrillStatus::Finished),
+            "aborted" => Ok(DrillStatus::Aborted),
+            "not-ready" => Ok(DrillStatus::NotReady),
+            "failed" => Ok(DrillStatus::Failed),
+            other => Err(StoreError::corrupt(format!(
+                "unknown drill status {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A drill to create ([`Store::insert_drill`](super::Store::insert_drill)); it starts at
+/// version 1, unsealed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDrill {
+    pub id: Uuid,
+    pub plan: DrillId,
+    pub status: DrillStatus,
+    /// Who asked for it (`user:alice`, `schedule`).
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub scheduled_for: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    /// The orchestrator's state, opaque to the store.
+    pub state: Value,
+}
+
+/// A stored drill (without its evidence bundle: [`Store::drill_bundle`](super::Store::drill_bundle)).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDrill {
+    pub id: Uuid,
+    pub plan: DrillId,
+    pub status: DrillStatus,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub scheduled_for: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub state: Value,
+    /// Bumped by every [`Store::update_drill`](super::Store::update_drill); 1 when created.
+    pub version: u64,
+    /// Present once sealed.
+    pub seal: Option<DrillSeal>,
+}
+
+/// A sealed drill's record and its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillSeal {
+    pub link: ChainLink,
+    /// The drill record, exactly the text that was sealed (its hash is over these bytes' JSON).
+    pub record: String,
+    pub record_hash: String,
+}
+
+/// A place in the chain of sealed drill records: the position `seq` (1 for the first) and the
+/// hash of the record before it ([`GENESIS_HASH`] for the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub seq: u64,
+    pub previous_hash: String,
+}
+
+/// The `previous_hash` of the first sealed drill record: 64 zeros.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// A drill record ready to be sealed at a [`ChainLink`]: its text (which holds the link's
+/// `previous_hash`) and its sha256 hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRecord {
+    pub record: String,
+    pub record_hash: String,
+}
+
+/// What [`Store::seal_drill`](super::Store::seal_drill) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seal {
+    /// Sealed at the link asked for.
+    Sealed,
+    /// The chain moved on (another drill was sealed at that place): nothing changed; read the
+    /// new head and seal again.
+    ChainMoved,
+    /// The drill was sealed before, at this link: nothing changed.
+    AlreadySealed(ChainLink),
+}
+
+/// What [`Store::update_drill`](super::Store::update_drill) changes: every field is replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrillChange {
+    pub status: DrillStatus,
+    pub state: Value,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// What [`Store::update_drill`](super::Store::update_drill) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrillUpdate {
+    /// Stored; the drill is now at this version.
+    Updated(u64),
+    /// The drill is no longer at the expected version (someone else changed it): nothing
+    /// changed; read it again.
+    Stale,
+}
+
+/// Which drills to list: every set field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrillFilter {
+    pub plan: Option<DrillId>,
+    pub status: Option<DrillStatus>,
+}
+
+/// A drill task to hand to the agents of `host` ([`Store::put_drill_tasks`](super::Store::put_drill_tasks)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDrillTask {
+    pub host: String,
+    pub task: DrillTask,
+    pub created_at: Timestamp,
+}
+
+/// A stored drill task, with its report once received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDrillTask {
+    pub host: String,
+    pub task: DrillTask,
+    pub created_at: Timestamp,
+    pub withdrawn_at: Option<Timestamp>,
+    pub report: Option<DrillReport>,
+    pub reported_at: Option<Timestamp>,
+}
+
+/// What [`Store::store_drill_report`](super::Store::store_drill_report) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportInsert {
+    /// Stored now, and a `report` input appended for the orchestrator.
+    Stored,
+    /// A report of this task was stored before (the first is kept): nothing changed.
+    Duplicate,
+    /// No such task (or the report names another drill than the task's): nothing stored.
+    UnknownTask,
+    /// The task is another host's: nothing stored.
+    NotYours,
+    /// The task was withdrawn before any report arrived: nothing stored.
+    Withdrawn,
+}
+
+/// The kind of a [`DrillInput`] appended by [`Store::store_drill_report`](super::Store::store_drill_report);
+/// its detail is `{"task_id": …, "report": <DrillReport>}`.
+pub const REPORT_INPUT: &str = "report";
+
+/// Something that happened to a drill, for the orchestrator to consume in `id` order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrillInput {
+    /// Store-assigned, increasing in append order.
+    pub id: i64,
+    pub drill_id: Uuid,
+    /// `report`, `approve`, `abort`, … (the orchestrator's vocabulary; [`REPORT_INPUT`] is the
+    /// store's).
+    pub kind: String,
+    /// Who: `agent:<uuid>`, `user:alice`.
+    pub actor: String,
+    pub at: Timestamp,
+    pub detail: Value,
 }
 
 #[cfg(test)]
