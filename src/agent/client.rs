@@ -21,9 +21,10 @@ use url::{Host, Url};
 
 use super::spool::{Spool, SpoolError, SpoolStats, SpooledRecord};
 use crate::api::{
-    ASSIGNMENT_PATH, ApiError, Assignment, ENROL_PATH, EnrolRequest, EnrolResponse, HEARTBEAT_PATH,
-    Heartbeat, HeartbeatResponse, MAX_RUN_BATCH, RUNS_PATH, RunBatch, RunBatchResponse,
-    RunEnvelope, SpoolStatus, etag,
+    ASSIGNMENT_PATH, ApiError, Assignment, DRILL_REPORTS_PATH, DrillReportBatch,
+    DrillReportResponse, ENROL_PATH, EnrolRequest, EnrolResponse, HEARTBEAT_PATH, Heartbeat,
+    HeartbeatResponse, MAX_RUN_BATCH, RUNS_PATH, RunBatch, RunBatchResponse, RunEnvelope,
+    SpoolStatus, etag,
 };
 use crate::secret::Secret;
 
@@ -239,6 +240,20 @@ impl CoordinatorClient {
             .await
     }
 
+    /// Submits the reports of finished drill tasks (idempotent by `task_id`, so safe to send
+    /// again when an answer was lost).
+    pub async fn drill_reports(
+        &self,
+        batch: &DrillReportBatch,
+    ) -> Result<DrillReportResponse, ClientError> {
+        self.post(
+            DRILL_REPORTS_PATH,
+            batch,
+            "answer to a batch of drill reports",
+        )
+        .await
+    }
+
     fn url(&self, path: &str) -> Url {
         let mut url = self.base.clone();
         url.set_path(&format!("{}{path}", self.base.path().trim_end_matches('/')));
@@ -270,8 +285,8 @@ impl CoordinatorClient {
     ///
     /// With `repeatable`, a request that failed on a pooled connection the coordinator had
     /// already closed (it restarted) is sent once more on a fresh connection. Only for calls
-    /// that are safe to repeat: heartbeats, assignment fetches and run batches (idempotent by
-    /// key), never enrolment (its token is single-use).
+    /// that are safe to repeat: heartbeats, assignment fetches, run batches and drill reports
+    /// (idempotent by key), never enrolment (its token is single-use).
     async fn exchange(
         &self,
         req: reqwest::RequestBuilder,

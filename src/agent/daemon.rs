@@ -4,7 +4,10 @@
 //! Invariants: a run record is in the durable spool before anything else learns of it; the
 //! schedule history is saved when a job starts (so a crash does not re-run a slot forever)
 //! and when it ends; one system never runs two jobs at once; at most `max-concurrent-jobs` run;
-//! a job failure is evidence, never a reason for the agent to exit.
+//! a job failure is evidence, never a reason for the agent to exit. Drill tasks from heartbeat
+//! answers go to the drill worker (`super::drill::worker`), beside the jobs and outside their
+//! limit. Without an assignment (a standby host) the loop schedules nothing and the background
+//! tasks run as usual.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,14 +20,18 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 
 use super::assignment::{self, Assignment};
-use super::client::CoordinatorClient;
+use super::client::{ClientError, CoordinatorClient};
 use super::config::AgentConfig;
+use super::drill::Executor;
+use super::drill::ledger::Ledger;
+use super::drill::worker::Worker;
 use super::metrics::{self, MetricsView};
 use super::runner::{self, JobOrder, kind_of};
 use super::schedule::{self, DueJob, PlanOptions};
 use super::spool::{Spool, SpoolLimits};
 use super::state::AgentState;
 use super::{AgentError, HeartbeatInfo};
+use crate::api;
 use crate::clock::Clock;
 use crate::engine::Engine;
 use crate::engine::progress::Bars;
@@ -61,6 +68,8 @@ pub(crate) struct Agent {
     _lock: std::fs::File,
     /// The coordinator, when there is one (set by `start_background`).
     client: Option<Arc<CoordinatorClient>>,
+    /// The drill tasks running now (listed in heartbeats).
+    drills: super::drill::worker::Running,
 }
 
 /// The lock file that marks a running agent.
@@ -151,6 +160,7 @@ impl Agent {
             engine: None,
             _lock: lock,
             client: None,
+            drills: Default::default(),
             cfg,
         })
     }
@@ -230,8 +240,10 @@ impl Agent {
     }
 
     /// The main loop; returns when a shutdown signal arrived and running jobs are settled.
-    pub(crate) async fn run(mut self, initial: Assignment) -> Result<(), AgentError> {
-        self.install(initial);
+    pub(crate) async fn run(mut self, initial: Option<Assignment>) -> Result<(), AgentError> {
+        if let Some(initial) = initial {
+            self.install(initial);
+        }
         self.report_interrupted().await;
         let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(64);
         let (assign_tx, mut assign_rx) = mpsc::channel::<Result<Assignment, String>>(4);
@@ -627,6 +639,28 @@ impl Agent {
         };
         let client = Arc::new(super::coordinator_client(&self.cfg, &cc)?);
         self.client = Some(client.clone());
+        // Drill tasks: offered in heartbeat answers, run by the drill worker.
+        let (drill_tx, drill_rx) = mpsc::channel::<Vec<api::DrillTask>>(8);
+        {
+            let agent_dir = self.cfg.agent_dir();
+            let ledger = Ledger::open(&agent_dir.join("drill")).map_err(|e| AgentError::Io {
+                context: "cannot open the drill task ledger".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            let worker = Worker {
+                executor: Arc::new(Executor {
+                    host: self.host.clone(),
+                    state: StateDir(self.cfg.state_dir.clone()),
+                    work: agent_dir.join("drill").join("work"),
+                    clock: self.clock.clone(),
+                }),
+                ledger,
+                client: client.clone(),
+                running: self.drills.clone(),
+                clock: self.clock.clone(),
+            };
+            set.spawn(worker.run(drill_rx));
+        }
         // Delivery of spooled records: at least once, in order, with backoff.
         {
             let client = client.clone();
@@ -642,9 +676,9 @@ impl Agent {
             let refresh = Arc::new(Notify::new());
             let refresh2 = refresh.clone();
             let beat_client = client.clone();
-            set.spawn(
-                async move { heartbeat_loop(beat_client, info, every, commands, refresh2).await },
-            );
+            set.spawn(async move {
+                heartbeat_loop(beat_client, info, every, commands, drill_tx, refresh2).await
+            });
             let client = client.clone();
             let agent_dir = self.cfg.agent_dir();
             let clock = self.clock.clone();
@@ -676,6 +710,7 @@ impl Agent {
             shared: self.shared.clone(),
             spool: self.spool.clone(),
             clock: self.clock.clone(),
+            drills: self.drills.clone(),
         }
     }
 
@@ -810,6 +845,7 @@ async fn heartbeat_loop(
     info: HeartbeatInfo,
     every: Duration,
     commands: mpsc::Sender<Command>,
+    drills: mpsc::Sender<Vec<api::DrillTask>>,
     refresh: Arc<Notify>,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -828,6 +864,9 @@ async fn heartbeat_loop(
                 }
                 for c in super::commands_of(&resp) {
                     let _ = commands.send(c).await;
+                }
+                if !resp.drill_tasks.is_empty() {
+                    let _ = drills.send(resp.drill_tasks).await;
                 }
             }
             Err(e) => tracing::warn!("heartbeat not delivered: {e}"),
@@ -854,6 +893,9 @@ async fn assignment_loop(
                 let _ = out.send(result).await;
             }
             Ok(None) => {}
+            // Nothing assigned to this host (a standby host): not a problem, asked again later.
+            Err(ClientError::Rejected { status: 404, .. }) if digest.is_none() => {}
+            Err(e) if digest.is_none() => tracing::warn!("no assignment fetched yet: {e}"),
             Err(e) => tracing::warn!("assignment not refreshed (running on the cached one): {e}"),
         }
         tokio::select! {

@@ -7,12 +7,18 @@
 //! Modules: [`config`] (agent.toml), [`assignment`] (the policy it runs, cached), [`schedule`]
 //! (pure: what is due when), [`runner`] (one job through the engine), [`spool`] (durable
 //! records), [`client`] (the coordinator API), [`state`] (what it remembers), [`metrics`],
-//! and `daemon` (the loop tying them together).
+//! `drill` (drill tasks for a standby host: run each once, report it) and `daemon` (the loop
+//! tying them together).
+//!
+//! With a coordinator, an agent starts without an assignment when none exists for its host
+//! yet (a standby host, which has no systems of its own but runs drill tasks), heartbeats, and
+//! takes the assignment when one appears.
 
 pub mod assignment;
 pub mod client;
 pub mod config;
 mod daemon;
+pub(crate) mod drill;
 pub mod metrics;
 pub mod runner;
 pub mod schedule;
@@ -93,21 +99,27 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, AgentErro
         version = env!("CARGO_PKG_VERSION"),
         "agent started"
     );
+    if initial.is_none() {
+        tracing::info!(
+            "no assignment for this host yet: running without systems (a standby host runs drill tasks); the assignment is taken when it appears"
+        );
+    }
     agent.run(initial).await?;
     tracing::info!("agent stopped");
     Ok(Exit::Ok)
 }
 
 /// The policy to start with: the local directory, or the coordinator's assignment (fetched
-/// now when reachable, else the cached one).
+/// now when reachable, else the cached one; `None` when there is neither: the agent starts
+/// without systems and takes the assignment when one appears).
 async fn initial_assignment(
     cfg: &AgentConfig,
     clock: &dyn Clock,
-) -> Result<assignment::Assignment, AgentError> {
+) -> Result<Option<assignment::Assignment>, AgentError> {
     let now = clock.now();
     let Some(cc) = &cfg.coordinator else {
         let dir = cfg.policy_dir.clone().unwrap_or_default();
-        return assignment::load_local(&dir, now).map_err(|e| {
+        return assignment::load_local(&dir, now).map(Some).map_err(|e| {
             AgentError::NoPolicy(format!(
                 "{e}\nfix the policy (`lifeboat policy check {}`) and start the agent again",
                 dir.display()
@@ -119,30 +131,17 @@ async fn initial_assignment(
     enrol(cfg, cc).await?;
     let client = coordinator_client(cfg, cc)?;
     match fetch_assignment(&client, &agent_dir, clock).await {
-        Ok(a) => return Ok(a),
-        Err(e) => tracing::warn!("no assignment from the coordinator yet: {e}"),
+        Ok(a) => return Ok(Some(a)),
+        Err(e) => tracing::info!("no assignment from the coordinator: {e}"),
     }
     match assignment::load_cache(&agent_dir, now) {
-        Some(Ok(a)) => Ok(a),
+        Some(Ok(a)) => Ok(Some(a)),
         Some(Err(e)) => Err(AgentError::NoPolicy(format!(
             "the cached assignment is invalid and the coordinator gave none: {e}"
         ))),
-        None => {
-            // First start with the coordinator down: wait for it rather than exit, so that
-            // systemd does not restart the agent in a loop.
-            let mut delay = std::time::Duration::from_secs(5);
-            loop {
-                tokio::time::sleep(delay).await;
-                match fetch_assignment(&client, &agent_dir, clock).await {
-                    Ok(a) => return Ok(a),
-                    Err(e) => tracing::warn!(
-                        "still no assignment from the coordinator ({e}); retrying in {}",
-                        humantime::format_duration(delay)
-                    ),
-                }
-                delay = (delay * 2).min(std::time::Duration::from_secs(300));
-            }
-        }
+        // Nothing yet (a standby host, or the coordinator is down at the first start): run
+        // without systems; the assignment loop takes one when it appears.
+        None => Ok(None),
     }
 }
 
@@ -306,6 +305,8 @@ pub(crate) struct HeartbeatInfo {
     shared: Arc<Mutex<Shared>>,
     spool: Spool,
     clock: Arc<dyn Clock>,
+    /// The drill tasks running now.
+    drills: drill::worker::Running,
 }
 
 impl HeartbeatInfo {
@@ -348,9 +349,17 @@ impl HeartbeatInfo {
             }
         }
         let digest = sh.assignment.as_ref().and_then(|a| a.wire_digest.clone());
+        drop(sh);
+        let drill_tasks_running = self
+            .drills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         (
             api::Heartbeat {
-                drill_tasks_running: Vec::new(),
+                drill_tasks_running,
                 host: self.host.clone(),
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 sent_at: now,

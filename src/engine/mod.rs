@@ -32,7 +32,7 @@ pub use maintain::{
     CheckFinding, CheckReport, CheckRequest, ForgetDecision, ForgetReport, ForgetRequest,
     InitOutcome,
 };
-pub use restore::{RestoreReport, RestoreRequest};
+pub use restore::{Abort, RestoreReport, RestoreRequest, VerifyReport, VerifyRequest};
 pub use throttle::{LinkGate, LinkStats};
 
 use crate::clock::Clock;

@@ -194,6 +194,12 @@ impl RepoAccess {
         result.map_err(|e| self.rustic(e))
     }
 
+    /// A flag that, once set, fails every further storage call of this repository: the only
+    /// way to stop a running rustic_core operation.
+    pub fn abort_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.backend.abort_flag()
+    }
+
     /// Bounds the memory of large pack reads (restores).
     pub fn limit_read_memory(&self) {
         self.backend.limit_read_memory();
