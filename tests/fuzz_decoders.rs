@@ -915,6 +915,7 @@ enum BodyEndpoint {
     Enrol,
     Heartbeat,
     Runs,
+    DrillReports,
     Login,
     CreateUser,
     UpdateUser,
@@ -926,6 +927,7 @@ const BODY_ENDPOINTS: &[BodyEndpoint] = &[
     BodyEndpoint::Enrol,
     BodyEndpoint::Heartbeat,
     BodyEndpoint::Runs,
+    BodyEndpoint::DrillReports,
     BodyEndpoint::Login,
     BodyEndpoint::CreateUser,
     BodyEndpoint::UpdateUser,
@@ -939,6 +941,12 @@ impl BodyEndpoint {
             BodyEndpoint::Enrol => (Method::POST, ENROL_PATH, Caller::Nobody, AGENT_LIMIT),
             BodyEndpoint::Heartbeat => (Method::POST, HEARTBEAT_PATH, Caller::Agent, AGENT_LIMIT),
             BodyEndpoint::Runs => (Method::POST, RUNS_PATH, Caller::Agent, AGENT_LIMIT),
+            BodyEndpoint::DrillReports => (
+                Method::POST,
+                lifeboat::api::DRILL_REPORTS_PATH,
+                Caller::Agent,
+                AGENT_LIMIT,
+            ),
             BodyEndpoint::Login => (Method::POST, "/api/v1/login", Caller::Nobody, PEOPLE_LIMIT),
             BodyEndpoint::CreateUser => {
                 (Method::POST, "/api/v1/users", Caller::Admin, PEOPLE_LIMIT)
@@ -975,6 +983,17 @@ impl BodyEndpoint {
                     envelope(&format!("fuzz-{nonce}-b"), nonce.wrapping_add(1)),
                 ],
             }),
+            // No such task: a valid body answered 200 with the report rejected.
+            BodyEndpoint::DrillReports => json!({"reports": [{
+                "task_id": format!("fuzz-{nonce}.1.drill"),
+                "drill_id": uuid::Uuid::from_u128(u128::from(nonce)),
+                "host": HOST,
+                "started_at": "2026-03-01T12:00:00Z",
+                "finished_at": "2026-03-01T12:01:00Z",
+                "outcome": "failed",
+                "error": {"kind": "command", "message": "exit status 1"},
+                "command": {"exit_code": 1, "output_tail": "no"},
+            }]}),
             BodyEndpoint::Login => json!({"name": "victim", "password": VICTIM_PASSWORD}),
             BodyEndpoint::CreateUser => json!({
                 "name": format!("u{nonce}"), "password": "a long enough password", "role": "viewer",

@@ -144,7 +144,7 @@ pub const DOCS: &[Doc] = &[
         api::HEARTBEAT_PATH,
         Agent,
         "agents",
-        "Report health; receive commands",
+        "Report health; receive commands and drill tasks",
     )
     .takes("Heartbeat")
     .gives(200, "HeartbeatResponse"),
@@ -165,6 +165,15 @@ pub const DOCS: &[Doc] = &[
     )
     .takes("RunBatch")
     .gives(200, "RunBatchResponse"),
+    doc(
+        Post,
+        api::DRILL_REPORTS_PATH,
+        Agent,
+        "agents",
+        "Submit drill task reports, idempotently by task id (at most 100)",
+    )
+    .takes("DrillReportBatch")
+    .gives(200, "DrillReportResponse"),
     // People: sessions
     doc(
         Post,
@@ -419,6 +428,8 @@ pub fn document(extra_schemas: Schemas) -> OpenApi {
     add::<api::Assignment>(&mut schemas);
     add::<api::RunBatch>(&mut schemas);
     add::<api::RunBatchResponse>(&mut schemas);
+    add::<api::DrillReportBatch>(&mut schemas);
+    add::<api::DrillReportResponse>(&mut schemas);
     add::<api::ApiError>(&mut schemas);
     schemas.extend(super::people_api::schemas());
     schemas.extend(super::fleet_api::schemas());
@@ -603,6 +614,7 @@ mod tests {
             (Post, api::HEARTBEAT_PATH),
             (Get, api::ASSIGNMENT_PATH),
             (Post, api::RUNS_PATH),
+            (Post, api::DRILL_REPORTS_PATH),
         ] {
             served.insert((verb.method().to_string(), path));
         }
