@@ -154,6 +154,9 @@ pub fn measure_system(
     let mut conditions: Vec<String> = Vec::new();
     let tier = &sys.tier;
     let t = targets(policy, criteria, tier);
+    // Without targets there is nothing to compare with: only the figures are reported.
+    let judge_rpo = t.is_some() && criteria.rpo_within_tier;
+    let judge_rto = t.is_some() && criteria.rto_within_tier;
     if t.is_none() {
         fails.push(format!(
             "Tier {tier} of {} is not in the policy, so there is no target to judge it against.",
@@ -197,7 +200,7 @@ pub fn measure_system(
             fails.push(format!("{} failed: {failure}", sys.system));
         }
         match achieved_rpo {
-            Some(rpo) if criteria.rpo_within_tier && rpo > t.rpo_seconds => fails.push(format!(
+            Some(rpo) if judge_rpo && rpo > t.rpo_seconds => fails.push(format!(
                 "Achieved RPO {} exceeds the {tier} target of {}.",
                 human(rpo),
                 human(t.rpo_seconds)
@@ -209,7 +212,7 @@ pub fn measure_system(
             ),
         }
         match it_rto {
-            Some(rto) if criteria.rto_within_tier && rto > t.it_rto_seconds => fails.push(format!(
+            Some(rto) if judge_rto && rto > t.it_rto_seconds => fails.push(format!(
                 "IT RTO {} exceeds the {tier} target of {}.",
                 human(rto),
                 human(t.it_rto_seconds)
@@ -221,12 +224,11 @@ pub fn measure_system(
                 .push("IT RTO not measured: the system never reached T_system_ready.".to_string()),
         }
         match (business_rto, switchover) {
-            (Some(rto), true) if criteria.rto_within_tier && rto > t.business_rto_seconds => fails
-                .push(format!(
-                    "Business RTO {} exceeds the {tier} target of {}.",
-                    human(rto),
-                    human(t.business_rto_seconds)
-                )),
+            (Some(rto), true) if judge_rto && rto > t.business_rto_seconds => fails.push(format!(
+                "Business RTO {} exceeds the {tier} target of {}.",
+                human(rto),
+                human(t.business_rto_seconds)
+            )),
             (Some(_), _) => {}
             (None, true) => conditions.push(
                 "Business RTO not measured: the drill recorded no T_service, so the service \
@@ -350,4 +352,343 @@ pub fn overall(results: &[SystemResult]) -> Verdict {
         .map(|r| r.verdict)
         .max()
         .unwrap_or(Verdict::Fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assess::testkit::{policy, t};
+
+    const OUTAGE: &str = "03-03 08:00";
+
+    /// Declared at 08:30, service at 10:00: business RTO 2h, 1h 30m from declaration.
+    fn timeline() -> Timeline {
+        Timeline {
+            declare: Some(t("03-03 08:30")),
+            service: Some(t("03-03 10:00")),
+            ..Timeline::starting(t(OUTAGE))
+        }
+    }
+
+    /// fin (T1: RPO 4h, IT RTO 8h, business RTO 12h) captured 2h before T_outage, restored in
+    /// an hour (3.6 GB), verified, ready 1h 30m after T_outage.
+    fn fin() -> SystemTimes {
+        SystemTimes {
+            system: "fin".parse().unwrap(),
+            tier: "T1".parse().unwrap(),
+            t_cap: Some(t("03-03 06:00")),
+            restore_start: Some(t("03-03 08:10")),
+            restore_end: Some(t("03-03 09:10")),
+            ready: Some(t("03-03 09:30")),
+            bytes: 3_600_000_000,
+            files: 1_000,
+            verified: Some(true),
+            failure: None,
+            restored: true,
+        }
+    }
+
+    #[test]
+    fn figures_of_a_passing_switchover() {
+        let r = measure_system(
+            &policy(),
+            DrillType::TargetedSwitchover,
+            &Criteria::default(),
+            &timeline(),
+            &fin(),
+        );
+        assert_eq!(r.reasons, Vec::<String>::new());
+        assert_eq!(r.verdict, Verdict::Pass);
+        let h = 3600;
+        assert_eq!(
+            (
+                r.achieved_rpo_seconds,
+                r.it_rto_seconds,
+                r.business_rto_seconds,
+                r.rto_from_declaration_seconds,
+                r.decision_latency_seconds
+            ),
+            (
+                Some(2 * h),
+                Some(h + h / 2),
+                Some(2 * h),
+                Some(h + h / 2),
+                Some(h / 2)
+            )
+        );
+        assert_eq!(
+            (
+                r.rpo_target_seconds,
+                r.it_rto_target_seconds,
+                r.business_rto_target_seconds
+            ),
+            (4 * h, 8 * h, 12 * h)
+        );
+        assert_eq!(r.throughput_bytes_per_second, Some(1_000_000.0));
+    }
+
+    #[test]
+    fn verdict_table() {
+        use DrillType::*;
+        use Verdict::*;
+        type Case = (
+            &'static str,
+            DrillType,
+            fn(&mut Timeline, &mut SystemTimes, &mut Criteria),
+            Verdict,
+            &'static [&'static str],
+        );
+        let cases: &[Case] = &[
+            (
+                "all within target",
+                TargetedSwitchover,
+                |_, _, _| {},
+                Pass,
+                &[],
+            ),
+            (
+                "restore test: judged on RPO and IT RTO",
+                RestoreTest,
+                |tl, _, _| tl.service = None,
+                PassWithConditions,
+                &["Business RTO not measured: a restore test does not reopen the service."],
+            ),
+            (
+                "restore test: a late service is not judged",
+                RestoreTest,
+                |tl, _, _| tl.service = Some(t("03-03 21:00")),
+                Pass,
+                &[],
+            ),
+            (
+                "switch-over without T_service",
+                TargetedSwitchover,
+                |tl, _, _| tl.service = None,
+                PassWithConditions,
+                &[
+                    "Business RTO not measured: the drill recorded no T_service, so the service \
+                   was never shown to reopen.",
+                ],
+            ),
+            (
+                "IT RTO over",
+                TargetedSwitchover,
+                |_, s, _| s.ready = Some(t("03-03 17:00")),
+                Fail,
+                &["IT RTO 9h exceeds the T1 target of 8h."],
+            ),
+            (
+                "the drill-wide system-ready mark is later than the system's own",
+                TargetedSwitchover,
+                |tl, s, c| {
+                    tl.system_ready = Some(t("03-03 10:00"));
+                    s.ready = Some(t("03-03 09:00"));
+                    c.max_it_rto = "1h 59m".parse().ok();
+                },
+                Fail,
+                &["IT RTO 2h exceeds the T1 target of 1h 59m."],
+            ),
+            (
+                "criteria override the tier's IT RTO",
+                TargetedSwitchover,
+                |_, _, c| c.max_it_rto = "1h".parse().ok(),
+                Fail,
+                &["IT RTO 1h 30m exceeds the T1 target of 1h."],
+            ),
+            (
+                "business RTO over",
+                FullSwitchover,
+                |tl, _, _| {
+                    tl.service = Some(t("03-03 21:00"));
+                    tl.failback_done = Some(t("03-03 23:00"));
+                },
+                Fail,
+                &["Business RTO 13h exceeds the T1 target of 12h."],
+            ),
+            (
+                "RPO over",
+                TargetedSwitchover,
+                |_, s, _| s.t_cap = Some(t("03-03 03:00")),
+                Fail,
+                &["Achieved RPO 5h exceeds the T1 target of 4h."],
+            ),
+            (
+                "RPO over, not a criterion",
+                TargetedSwitchover,
+                |_, s, c| {
+                    s.t_cap = Some(t("03-03 03:00"));
+                    c.rpo_within_tier = false;
+                },
+                Pass,
+                &[],
+            ),
+            (
+                "not verified",
+                TargetedSwitchover,
+                |_, s, _| s.verified = None,
+                PassWithConditions,
+                &[
+                    "The restored data was not verified against the snapshot, which the drill's \
+                   criteria require.",
+                ],
+            ),
+            (
+                "not verified, not required",
+                TargetedSwitchover,
+                |_, s, c| {
+                    s.verified = None;
+                    c.verify_required = false;
+                },
+                Pass,
+                &[],
+            ),
+            (
+                "verify found a difference",
+                RestoreTest,
+                |_, s, _| s.verified = Some(false),
+                Fail,
+                &["The restored data did not verify against the snapshot's content hashes."],
+            ),
+            (
+                "a step failed",
+                TargetedSwitchover,
+                |_, s, _| {
+                    s.failure = Some("step restore: pack 3f2a is damaged".into());
+                    s.ready = None;
+                    s.verified = None;
+                },
+                Fail,
+                &["fin failed: step restore: pack 3f2a is damaged"],
+            ),
+            (
+                "full switch-over without fail-back",
+                FullSwitchover,
+                |_, _, _| {},
+                PassWithConditions,
+                &["Fail-back was not completed, which a full switch-over drill must show."],
+            ),
+            (
+                "full switch-over with fail-back",
+                FullSwitchover,
+                |tl, _, _| tl.failback_done = Some(t("03-03 12:00")),
+                Pass,
+                &[],
+            ),
+            (
+                "only extrapolated",
+                TargetedSwitchover,
+                |_, s, _| {
+                    s.restored = false;
+                    s.ready = None;
+                },
+                PassWithConditions,
+                &[
+                    "fin was not restored in this drill (only a sample of its tier was); its RTO \
+                   is extrapolated from the systems that were.",
+                ],
+            ),
+            (
+                "tier not in the policy",
+                TargetedSwitchover,
+                |_, s, _| s.tier = "T9".parse().unwrap(),
+                Fail,
+                &[
+                    "Tier T9 of fin is not in the policy, so there is no target to judge it against.",
+                ],
+            ),
+        ];
+        let p = policy();
+        for (name, drill_type, change, verdict, reasons) in cases {
+            let (mut tl, mut sys, mut criteria) = (timeline(), fin(), Criteria::default());
+            change(&mut tl, &mut sys, &mut criteria);
+            let r = measure_system(&p, *drill_type, &criteria, &tl, &sys);
+            let got: Vec<&str> = r.reasons.iter().map(String::as_str).collect();
+            assert_eq!((r.verdict, got.as_slice()), (*verdict, *reasons), "{name}");
+        }
+    }
+
+    /// Two systems restored in parallel (3 GB over 1h 30m of wall clock), ready 2h after
+    /// T_outage: 30m of fixed overheads; 9 GB in full take 4h 30m more.
+    #[test]
+    fn projection_of_a_sample() {
+        let a = SystemTimes {
+            bytes: 1_000_000_000,
+            ..fin()
+        };
+        let b = SystemTimes {
+            system: "hr".parse().unwrap(),
+            restore_start: Some(t("03-03 08:40")),
+            restore_end: Some(t("03-03 09:40")),
+            ready: Some(t("03-03 10:00")),
+            bytes: 2_000_000_000,
+            ..fin()
+        };
+        let sampled_out = SystemTimes {
+            system: "ops".parse().unwrap(),
+            restored: false,
+            restore_start: None,
+            restore_end: None,
+            ready: None,
+            ..fin()
+        };
+        let p = project(
+            &[a.clone(), b.clone(), sampled_out],
+            9_000_000_000,
+            &timeline(),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                p.restored_bytes,
+                p.full_bytes,
+                p.fixed_overhead_seconds,
+                p.projected_it_rto_seconds,
+                p.extrapolated
+            ),
+            (3_000_000_000, 9_000_000_000, 1800, 1800 + 16_200, true)
+        );
+        assert!((p.throughput_bytes_per_second - 3e9 / 5400.0).abs() < 1e-6);
+        // Everything restored: the projection is the measurement.
+        let p = project(&[a.clone(), b], 3_000_000_000, &timeline()).unwrap();
+        assert_eq!((p.projected_it_rto_seconds, p.extrapolated), (7200, false));
+        // Nothing restored successfully: nothing to project from.
+        let failed = SystemTimes {
+            failure: Some("x".into()),
+            ..a
+        };
+        assert_eq!(project(&[failed], 9, &timeline()), None);
+        assert_eq!(project(&[], 9, &timeline()), None);
+    }
+
+    #[test]
+    fn overall_is_the_worst() {
+        use Verdict::*;
+        let cases: &[(&[Verdict], Verdict)] = &[
+            (&[], Fail),
+            (&[Pass], Pass),
+            (&[Pass, PassWithConditions], PassWithConditions),
+            (&[PassWithConditions, Fail, Pass], Fail),
+        ];
+        let p = policy();
+        for (verdicts, want) in cases {
+            let results: Vec<SystemResult> = verdicts
+                .iter()
+                .map(|v| SystemResult {
+                    verdict: *v,
+                    ..measure_system(
+                        &p,
+                        DrillType::RestoreTest,
+                        &Criteria::default(),
+                        &timeline(),
+                        &fin(),
+                    )
+                })
+                .collect();
+            assert_eq!(overall(&results), *want, "{verdicts:?}");
+        }
+        assert_eq!(
+            serde_json::to_string(&PassWithConditions).unwrap(),
+            "\"pass-with-conditions\""
+        );
+    }
 }

@@ -12,6 +12,10 @@
 //! RPO/RTO and verdicts), `record` (the drill record, its hash chain) and `calendar` (drills due
 //! by cadence and the regulatory calendar).
 
+pub mod calendar;
 pub mod measure;
+pub mod order;
 pub mod record;
 pub mod select;
+#[cfg(test)]
+pub(crate) mod testkit;

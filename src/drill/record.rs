@@ -476,3 +476,296 @@ pub fn bundle(files: &[(String, Vec<u8>)]) -> Result<(Vec<u8>, String), BundleEr
     let hash = hex::encode(Sha256::digest(&compressed));
     Ok((compressed, hash))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::assess::testkit::t;
+    use crate::drill::measure::{SystemTimes, Timeline, measure_system};
+    use crate::policy::Criteria;
+
+    fn result(verdict_change: impl FnOnce(&mut SystemTimes)) -> SystemResult {
+        let mut sys = SystemTimes {
+            system: "fin".parse().unwrap(),
+            tier: "T1".parse().unwrap(),
+            t_cap: Some(t("03-03 06:00")),
+            restore_start: Some(t("03-03 08:10")),
+            restore_end: Some(t("03-03 09:10")),
+            ready: Some(t("03-03 09:30")),
+            bytes: 1000,
+            files: 10,
+            verified: Some(true),
+            failure: None,
+            restored: true,
+        };
+        verdict_change(&mut sys);
+        let timeline = Timeline::starting(t("03-03 08:00"));
+        measure_system(
+            &crate::assess::testkit::policy(),
+            DrillType::RestoreTest,
+            &Criteria::default(),
+            &timeline,
+            &sys,
+        )
+    }
+
+    fn record(n: u128, started: &str) -> DrillRecord {
+        let r = result(|_| {});
+        DrillRecord {
+            header: Header {
+                drill_id: Uuid::from_u128(n),
+                plan: "branch-restore".parse().unwrap(),
+                title: "Branch restore test".into(),
+                title_zh: Some("支行恢复测试".into()),
+                drill_type: DrillType::RestoreTest,
+                regulatory: regulatory_flag(DrillType::RestoreTest),
+                policy_digest: "ab".repeat(32),
+                lifeboat_version: "0.1.0".into(),
+                started_by: "alice".into(),
+                started_at: t(started),
+                finished_at: Some(
+                    t(started)
+                        .saturating_add(jiff::SignedDuration::from_hours(2))
+                        .unwrap(),
+                ),
+                status: DrillEnd::Completed,
+            },
+            objectives: vec![Objective {
+                system: r.system.clone(),
+                tier: r.tier.clone(),
+                rpo_target_seconds: r.rpo_target_seconds,
+                it_rto_target_seconds: r.it_rto_target_seconds,
+                business_rto_target_seconds: r.business_rto_target_seconds,
+                verify_required: true,
+            }],
+            scope: Scope {
+                restored: vec![r.system.clone()],
+                ..Scope::default()
+            },
+            scenario: ScenarioSection {
+                kind: DrillScenarioKind::SiteLoss,
+                lost_site: Some("branch".parse().unwrap()),
+                lost_system: None,
+                outage: t(started),
+                compromise_at: None,
+                allowed_copies: "off-site copies".into(),
+            },
+            organisation: OrganisationSection::default(),
+            readiness: vec![ReadinessItem {
+                subject: "standby agent dr1".into(),
+                ok: true,
+                detail: "online".into(),
+            }],
+            timeline: vec![TimelineEntry {
+                mark: "outage".into(),
+                at: t(started),
+                recorded_by: "alice".into(),
+                source: "drill start".into(),
+            }],
+            step_log: vec![],
+            results: vec![SystemRecord {
+                result: r.clone(),
+                restore_point: None,
+                bytes_restored: 1000,
+                files_restored: 10,
+                tree_digest: Some("cd".repeat(32)),
+            }],
+            projection: None,
+            verdict: r.verdict,
+            deviations: vec![],
+            findings: findings(&[r], &[], &[]),
+            evidence: vec![EvidenceItem::of("restore-fin.json", b"{}")],
+            bundle_sha256: None,
+            sign_off: blank_sign_off(),
+            previous_hash: String::new(),
+            record_hash: String::new(),
+        }
+    }
+
+    fn chain() -> Vec<DrillRecord> {
+        let mut out: Vec<DrillRecord> = Vec::new();
+        for (i, started) in ["03-01 08:00", "03-02 08:00", "03-03 08:00"]
+            .iter()
+            .enumerate()
+        {
+            let previous = out
+                .last()
+                .map_or(GENESIS_HASH.to_string(), |r| r.record_hash.clone());
+            out.push(seal(record(i as u128 + 1, started), &previous));
+        }
+        out
+    }
+
+    #[test]
+    fn a_sealed_chain_verifies_even_after_a_round_trip_through_reordered_json() {
+        let records = chain();
+        assert_eq!(verify_chain(&records), Ok(3));
+        assert_eq!(records[0].previous_hash, GENESIS_HASH);
+        assert_eq!(records[1].previous_hash, records[0].record_hash);
+        assert_eq!(records[0].record_hash.len(), 64);
+        // Stored as JSON whose keys came back sorted (jsonb, serde_json::Value): same hashes.
+        let reread: Vec<DrillRecord> = records
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::to_value(r).unwrap();
+                serde_json::from_str(&v.to_string()).unwrap()
+            })
+            .collect();
+        assert_eq!(reread, records);
+        assert_eq!(verify_chain(&reread), Ok(3));
+        assert_eq!(verify_chain(&[]), Ok(0));
+    }
+
+    #[test]
+    fn tampering_is_named() {
+        let id = Uuid::from_u128;
+        let records = chain();
+
+        let mut altered = records.clone();
+        altered[1].results[0].result.achieved_rpo_seconds = Some(60);
+        match verify_chain(&altered) {
+            Err(ChainError::HashMismatch { drill, stored, .. }) => {
+                assert_eq!((drill, stored), (id(2), records[1].record_hash.clone()))
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let removed = vec![records[0].clone(), records[2].clone()];
+        let err = verify_chain(&removed).unwrap_err();
+        assert_eq!(
+            err,
+            ChainError::BrokenLink {
+                drill: id(3),
+                previous: id(1),
+                expected: records[0].record_hash.clone(),
+                found: records[1].record_hash.clone(),
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("a record was removed, inserted or altered")
+        );
+
+        // Re-sealing an altered record does not help: the next link breaks.
+        let mut resealed = records.clone();
+        resealed[1].verdict = Verdict::Pass;
+        resealed[1].deviations.push("nothing happened".into());
+        resealed[1] = seal(resealed[1].clone(), &records[0].record_hash);
+        assert!(matches!(
+            verify_chain(&resealed),
+            Err(ChainError::BrokenLink { drill, .. }) if drill == id(3)
+        ));
+
+        let headless = records[1..].to_vec();
+        assert!(matches!(
+            verify_chain(&headless),
+            Err(ChainError::FirstLink { drill, .. }) if drill == id(2)
+        ));
+    }
+
+    #[test]
+    fn the_bundle_is_reproducible_and_holds_the_files() {
+        let files = vec![
+            ("timeline.json".to_string(), b"[1,2,3]".to_vec()),
+            ("logs/restore-fin.log".to_string(), vec![7u8; 100_000]),
+        ];
+        let (bytes, hash) = bundle(&files).unwrap();
+        assert_eq!(bundle(&files).unwrap(), (bytes.clone(), hash.clone()));
+        assert_eq!(hash, hex::encode(Sha256::digest(&bytes)));
+        let tar_bytes = zstd::decode_all(bytes.as_slice()).unwrap();
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let mut found = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).unwrap();
+            found.push((name, content));
+        }
+        assert_eq!(found, files);
+
+        let err = bundle(&[("../escape".to_string(), vec![])]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("evidence file \"../escape\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn findings_from_failures_conditions_readiness_and_deviations() {
+        let failed = result(|s| s.ready = Some(t("03-03 17:00")));
+        let conditional = result(|s| s.verified = None);
+        let readiness = [ReadinessItem {
+            subject: "fin restore point".into(),
+            ok: false,
+            detail: "no copy the site-loss scenario allows".into(),
+        }];
+        let got: Vec<(FindingCategory, Severity, String)> = findings(
+            &[failed, conditional],
+            &readiness,
+            &["the health check was run by hand".to_string()],
+        )
+        .into_iter()
+        .map(|f| (f.category, f.severity, f.text))
+        .collect();
+        use FindingCategory::*;
+        use Severity::*;
+        assert_eq!(
+            got,
+            [
+                (
+                    Technical,
+                    High,
+                    "Not ready: fin restore point: no copy the site-loss scenario allows".into()
+                ),
+                (
+                    Technical,
+                    High,
+                    "fin: IT RTO 9h exceeds the T1 target of 8h.".into()
+                ),
+                (
+                    Process,
+                    Medium,
+                    "fin: Business RTO not measured: a restore test does not reopen the service."
+                        .into()
+                ),
+                (
+                    Process,
+                    Medium,
+                    "fin: Business RTO not measured: a restore test does not reopen the service."
+                        .into()
+                ),
+                (
+                    Process,
+                    Medium,
+                    "fin: The restored data was not verified against the snapshot, which the \
+                     drill's criteria require."
+                        .into()
+                ),
+                (
+                    Process,
+                    Medium,
+                    "Deviation from the plan: the health check was run by hand".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn sign_off_is_blank_and_statuses_are_kebab_case() {
+        let s = blank_sign_off();
+        assert_eq!(s.len(), 6);
+        assert!(s.iter().all(|x| x.name.is_none() && x.signed_at.is_none()));
+        assert_eq!(
+            serde_json::to_string(&DrillEnd::NotReady).unwrap(),
+            "\"not-ready\""
+        );
+        assert!(
+            regulatory_flag(DrillType::FullSwitchover)
+                .unwrap()
+                .contains("第35条")
+        );
+    }
+}

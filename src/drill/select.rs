@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::assess::{Human, Inventory, SystemEvidence, plus, signed};
 use crate::policy::{DrillPlan, DrillScenarioKind, Location, Policy, RepoId, SiteId, SystemId};
+use crate::run::Outcome;
 
 /// The conditions a drill restores under: its scenario at `T_outage`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,7 +171,14 @@ pub fn choose(
         if !capture.is_complete() {
             selection.passed_over.push(passed(
                 None,
-                format!("incomplete backup (the run ended {:?})", capture.outcome).to_lowercase(),
+                format!(
+                    "incomplete backup (the run ended {})",
+                    match capture.outcome {
+                        Outcome::Success => "success",
+                        Outcome::Partial => "partial",
+                        Outcome::Failed => "failed",
+                    }
+                ),
             ));
             continue;
         }
@@ -250,14 +258,9 @@ pub fn choose(
     }
     selection.reasons.push(format!(
         "No snapshot of {system} has a complete copy the {} scenario allows by T_outage ({}).",
-        scenario_name(cond.kind),
-        cond.t_outage
+        cond.kind, cond.t_outage
     ));
     selection
-}
-
-fn scenario_name(kind: DrillScenarioKind) -> String {
-    kind.to_string()
 }
 
 /// Why a copy at `repo_id`, available at `available`, may not be restored from; `None` if it may.
@@ -319,4 +322,311 @@ pub fn estimate_seconds(bytes: u64, throughput: Option<f64>) -> Option<f64> {
     throughput
         .filter(|t| t.is_finite() && *t > 0.0)
         .map(|t| bytes as f64 / t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assess::testkit::*;
+    use crate::drill::testkit::{body, plan};
+    use crate::run::{RunRecord, SourceStats};
+
+    const OUTAGE: &str = "03-03 08:00";
+
+    /// fin: a1, b2, c3 nightly with copies to offsite and vault (b2's vault copy failed and was
+    /// caught up only at 09:00 on the 3rd, after T_outage), d4 taken after T_outage. hr: h1
+    /// complete, h2 partial, both copied to city.
+    fn runs() -> Vec<RunRecord> {
+        let ok = Outcome::Success;
+        let mut a1 = backup("fin", "a1", "03-01 02:00", "03-01 02:30", ok);
+        a1.source = Some(SourceStats {
+            bytes: 1_000_000,
+            files: 120,
+            ..SourceStats::default()
+        });
+        vec![
+            a1,
+            copy_all(
+                "fin",
+                "03-01 03:00",
+                "03-01 04:00",
+                &[("offsite", ok), ("vault", ok)],
+            ),
+            backup("fin", "b2", "03-02 02:00", "03-02 02:30", ok),
+            copy_all(
+                "fin",
+                "03-02 03:00",
+                "03-02 05:00",
+                &[("offsite", ok), ("vault", Outcome::Failed)],
+            ),
+            backup("fin", "c3", "03-03 02:00", "03-03 02:30", ok),
+            copy_all(
+                "fin",
+                "03-03 03:00",
+                "03-03 09:00",
+                &[("offsite", ok), ("vault", ok)],
+            ),
+            backup("fin", "d4", "03-03 10:00", "03-03 10:30", ok),
+            backup("hr", "h1", "03-02 02:00", "03-02 02:30", ok),
+            copy_all("hr", "03-02 03:00", "03-02 04:00", &[("city", ok)]),
+            backup_with_snapshot("hr", "h2", "03-03 02:00", "03-03 02:30", Outcome::Partial),
+            copy_all("hr", "03-03 03:00", "03-03 04:00", &[("city", ok)]),
+        ]
+    }
+
+    fn cond(kind: DrillScenarioKind, compromise_at: Option<&str>, outage: &str) -> Conditions {
+        Conditions {
+            kind,
+            lost_site: (kind == DrillScenarioKind::SiteLoss).then(|| "branch".parse().unwrap()),
+            compromise_at: compromise_at.map(t),
+            t_outage: t(outage),
+        }
+    }
+
+    /// `(chosen "snapshot@repository", passed over as "snapshot[@repository]: reason")`.
+    fn check(
+        policy: &Policy,
+        runs: Vec<RunRecord>,
+        system: &str,
+        cond: &Conditions,
+    ) -> (Option<String>, Vec<String>, Vec<String>) {
+        let (inventory, errors) = Inventory::from_runs(&runs, policy);
+        assert_eq!(errors, vec![]);
+        let s = choose(policy, &inventory, &system.parse().unwrap(), cond);
+        let chosen = s.chosen.map(|c| format!("{}@{}", c.snapshot, c.repository));
+        let passed = s
+            .passed_over
+            .iter()
+            .map(|p| match &p.repository {
+                Some(r) => format!("{}@{r}: {}", p.snapshot, p.reason),
+                None => format!("{}: {}", p.snapshot, p.reason),
+            })
+            .collect();
+        (chosen, passed, s.reasons)
+    }
+
+    #[test]
+    fn site_loss_never_uses_the_local_copy_nor_a_copy_late_for_t_outage() {
+        let (chosen, passed, reasons) = check(
+            &policy(),
+            runs(),
+            "fin",
+            &cond(DrillScenarioKind::SiteLoss, None, OUTAGE),
+        );
+        assert_eq!(chosen.as_deref(), Some("b2@offsite"));
+        assert_eq!(
+            passed,
+            [
+                "d4: captured after T_outage",
+                "c3@local: copy at local is local, so it is lost with the site",
+                "c3@offsite: copy at offsite only available at 2026-03-03T09:00:00Z, 1h after \
+                 T_outage",
+                "c3@vault: copy at vault only available at 2026-03-03T09:00:00Z, 1h after T_outage",
+            ]
+        );
+        assert!(reasons.is_empty());
+    }
+
+    #[test]
+    fn choice_per_scenario_table() {
+        let p = policy();
+        let cases = [
+            // Any copy: the newest snapshot, from the copy available first (the local one).
+            (
+                cond(DrillScenarioKind::ComponentLoss, None, OUTAGE),
+                "fin",
+                "c3@local",
+            ),
+            // Only immutable copies captured before the compromise (T_outage − 30h).
+            (
+                cond(DrillScenarioKind::Ransomware, Some("03-02 02:00"), OUTAGE),
+                "fin",
+                "a1@vault",
+            ),
+            // Two copies available at once: the first in the system's chain.
+            (
+                cond(DrillScenarioKind::SiteLoss, None, "03-01 05:00"),
+                "fin",
+                "a1@offsite",
+            ),
+            // A partial backup never counts.
+            (
+                cond(DrillScenarioKind::ComponentLoss, None, OUTAGE),
+                "hr",
+                "h1@local",
+            ),
+            // Same-city copies survive the loss of the branch.
+            (
+                cond(DrillScenarioKind::SiteLoss, None, OUTAGE),
+                "hr",
+                "h1@city",
+            ),
+        ];
+        for (cond, system, want) in cases {
+            let (chosen, passed, _) = check(&p, runs(), system, &cond);
+            assert_eq!(
+                chosen.as_deref(),
+                Some(want),
+                "{system} {cond:?}: {passed:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ransomware_reasons() {
+        let (_, passed, _) = check(
+            &policy(),
+            runs(),
+            "fin",
+            &cond(DrillScenarioKind::Ransomware, Some("03-02 02:00"), OUTAGE),
+        );
+        assert_eq!(
+            passed,
+            [
+                "d4: captured after T_outage",
+                "c3: captured after the compromise at 2026-03-02T02:00:00Z",
+                "b2: captured after the compromise at 2026-03-02T02:00:00Z",
+            ]
+        );
+        let (_, passed, _) = check(
+            &policy(),
+            runs(),
+            "hr",
+            &cond(DrillScenarioKind::ComponentLoss, None, OUTAGE),
+        );
+        assert_eq!(passed, ["h2: incomplete backup (the run ended partial)"]);
+    }
+
+    /// A failed check of offsite before T_outage distrusts it: the drill falls back to the
+    /// immutable vault copy of the night before.
+    #[test]
+    fn a_repository_distrusted_at_t_outage_is_not_restored_from() {
+        let mut runs = runs();
+        runs.push(check_run(
+            "offsite",
+            "03-02 06:00",
+            "03-02 07:00",
+            Outcome::Failed,
+            "integrity",
+        ));
+        let (chosen, passed, _) = check(
+            &policy(),
+            runs,
+            "fin",
+            &cond(DrillScenarioKind::SiteLoss, None, OUTAGE),
+        );
+        assert_eq!(chosen.as_deref(), Some("a1@vault"));
+        assert!(
+            passed.contains(
+                &"b2@offsite: repository offsite distrusted by a failed check since \
+                  2026-03-02T06:00:00Z: 2 errors: pack 1a2b hash mismatch"
+                    .to_string()
+            ),
+            "{passed:#?}"
+        );
+    }
+
+    #[test]
+    fn no_restore_point_says_why() {
+        let mut p = policy();
+        // The same-city repository stands at the lost site itself.
+        p.repositories.get_mut("city").unwrap().site = Some("branch".parse().unwrap());
+        let site_loss = cond(DrillScenarioKind::SiteLoss, None, OUTAGE);
+        let (chosen, passed, reasons) = check(&p, runs(), "hr", &site_loss);
+        assert_eq!(chosen, None);
+        assert_eq!(
+            passed,
+            [
+                "h2: incomplete backup (the run ended partial)",
+                "h1@local: copy at local is local, so it is lost with the site",
+                "h1@city: copy at city is at the lost site branch",
+            ]
+        );
+        assert_eq!(
+            reasons,
+            [
+                "No snapshot of hr has a complete copy the site-loss scenario allows by T_outage \
+              (2026-03-03T08:00:00Z)."
+            ]
+        );
+        let (_, _, reasons) = check(&p, runs(), "ops", &site_loss);
+        assert_eq!(reasons, ["No backup of ops has been recorded."]);
+        let (_, _, reasons) = check(&p, runs(), "ghost", &site_loss);
+        assert_eq!(reasons, ["System ghost is not in the policy in force."]);
+    }
+
+    #[test]
+    fn the_restore_point_carries_what_the_record_needs() {
+        let p = policy();
+        let (inventory, _) = Inventory::from_runs(&runs(), &p);
+        let c = cond(DrillScenarioKind::Ransomware, Some("03-02 02:00"), OUTAGE);
+        let point = choose(&p, &inventory, &"fin".parse().unwrap(), &c)
+            .chosen
+            .unwrap();
+        assert_eq!(
+            point,
+            RestorePoint {
+                system: "fin".parse().unwrap(),
+                snapshot: "a1".into(),
+                repository: repo_id("vault"),
+                location: Location::Remote,
+                immutable: true,
+                t_cap: t("03-01 02:00"),
+                t_avail: t("03-01 04:00"),
+                bytes: Some(1_000_000),
+                files: Some(120),
+            }
+        );
+    }
+
+    #[test]
+    fn conditions_of_a_plan() {
+        let outage = t(OUTAGE);
+        let ransomware = plan(
+            "r",
+            &body(
+                "restore-test",
+                r#"{ kind = "ransomware", compromised-for = "30h" }"#,
+                r#"{ systems = ["fin"] }"#,
+            ),
+        );
+        let c = Conditions::of(&ransomware, outage);
+        assert_eq!(c.compromise_at, Some(t("03-02 02:00")));
+        assert_eq!(
+            c.allowed_copies(),
+            "complete copies at immutable repositories, captured before the compromise at \
+             2026-03-02T02:00:00Z"
+        );
+        let site = plan(
+            "s",
+            &body(
+                "restore-test",
+                r#"{ kind = "site-loss", lost-site = "branch" }"#,
+                "{}",
+            ),
+        );
+        let c = Conditions::of(&site, outage);
+        assert_eq!(
+            (c.lost_site.as_ref().map(|s| s.as_str()), c.compromise_at),
+            (Some("branch"), None)
+        );
+    }
+
+    #[test]
+    fn estimate_table() {
+        let cases = [
+            (1_000, Some(100.0), Some(10.0)),
+            (1_000, None, None),
+            (1_000, Some(0.0), None),
+            (1_000, Some(f64::NAN), None),
+            (0, Some(50.0), Some(0.0)),
+        ];
+        for (bytes, throughput, want) in cases {
+            assert_eq!(
+                estimate_seconds(bytes, throughput),
+                want,
+                "{bytes} {throughput:?}"
+            );
+        }
+    }
 }
