@@ -477,7 +477,15 @@ fn restore_panicked(repository: &str, panic: &(dyn Any + Send), abort: &Abort) -
         .iter()
         .any(|w| text.contains(w));
     if damaged {
-        let detail: String = text.chars().take(300).collect();
+        // rustic's error renders as `RusticError { kind: …, guidance: "…", … }`: keep the
+        // guidance, the part written for people.
+        let detail: String = text
+            .split_once("guidance: \"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map_or(text, |(guidance, _)| guidance)
+            .chars()
+            .take(300)
+            .collect();
         EngineError::Integrity {
             repository: repository.to_string(),
             errors: 1,

@@ -9,7 +9,9 @@
 //! What it implements of the coordinator: bearer-token checks ([`STANDIN_TOKEN`]), enrolment
 //! with [`STANDIN_ENROLMENT_TOKEN`] (reusable, unlike a real one), heartbeats (stored, answered
 //! with queued commands and the current assignment digest), assignments (`If-None-Match` → 304),
-//! and run batches (deduplicated by key, in arrival order). Nothing is persisted.
+//! run batches (deduplicated by key, in arrival order), and drill tasks: offered in every
+//! heartbeat answer until a report for them arrives (like the real coordinator), every report
+//! recorded in arrival order, duplicates included. Nothing is persisted.
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener as StdListener};
@@ -22,7 +24,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use lifeboat::api::{
-    ASSIGNMENT_PATH, ApiError, Assignment, AssignmentFile, Command, ENROL_PATH, EnrolRequest,
+    ASSIGNMENT_PATH, ApiError, Assignment, AssignmentFile, Command, DRILL_REPORTS_PATH,
+    DrillReport, DrillReportBatch, DrillReportResponse, DrillTask, ENROL_PATH, EnrolRequest,
     EnrolResponse, ErrorCode, HEARTBEAT_PATH, Heartbeat, HeartbeatResponse, MAX_RUN_BATCH,
     RUNS_PATH, RejectCode, Rejection, RunBatch, RunBatchResponse, Token, etag, etag_matches,
 };
@@ -67,6 +70,12 @@ struct Seen {
     malformed: HashSet<String>,
     /// When set, every authenticated request is answered with this status and an ApiError.
     fail_with: Option<StatusCode>,
+    /// Offered in every heartbeat answer until a report with their task id arrives.
+    drill_tasks: Vec<DrillTask>,
+    /// Every drill report received, in arrival order (a report sent again appears again).
+    drill_reports: Vec<DrillReport>,
+    /// When set, drill report batches are answered with this status (heartbeats go on).
+    drill_reports_fail: Option<StatusCode>,
 }
 
 type Shared = Arc<Mutex<Seen>>;
@@ -178,6 +187,39 @@ impl StandIn {
         self.seen().malformed.insert(key.to_string());
     }
 
+    /// Offers `task` in every heartbeat answer until its report arrives (again, if it was
+    /// offered and reported before).
+    pub fn offer_drill_task(&self, task: DrillTask) {
+        let mut seen = self.seen();
+        seen.drill_tasks.retain(|t| t.task_id != task.task_id);
+        seen.drill_tasks.push(task);
+    }
+
+    /// Drill tasks offered now (not reported yet).
+    pub fn offered_drill_tasks(&self) -> Vec<DrillTask> {
+        self.seen().drill_tasks.clone()
+    }
+
+    /// Every drill report received, in arrival order, duplicates included.
+    pub fn drill_reports(&self) -> Vec<DrillReport> {
+        self.seen().drill_reports.clone()
+    }
+
+    /// The first report received for `task_id`.
+    pub fn drill_report(&self, task_id: &str) -> Option<DrillReport> {
+        self.seen()
+            .drill_reports
+            .iter()
+            .find(|r| r.task_id == task_id)
+            .cloned()
+    }
+
+    /// Answers drill report batches with this status (`None`: accept them again).
+    pub fn fail_drill_reports(&self, status: Option<u16>) {
+        self.seen().drill_reports_fail =
+            status.map(|s| StatusCode::from_u16(s).expect("a valid HTTP status"));
+    }
+
     /// Answers every authenticated request with this status (`None`: back to normal).
     pub fn fail_with(&self, status: Option<u16>) {
         self.seen().fail_with =
@@ -249,6 +291,7 @@ impl StandIn {
             .route(HEARTBEAT_PATH, post(heartbeat))
             .route(ASSIGNMENT_PATH, get(assignment))
             .route(RUNS_PATH, post(runs))
+            .route(DRILL_REPORTS_PATH, post(drill_reports))
             .with_state(self.seen.clone());
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (stopped_tx, stopped) = mpsc::channel();
@@ -341,7 +384,7 @@ async fn heartbeat(
     }
     seen.heartbeats.push(beat);
     let answer = HeartbeatResponse {
-        drill_tasks: Vec::new(),
+        drill_tasks: seen.drill_tasks.clone(),
         server_time: jiff::Timestamp::now(),
         assignment_digest: seen.assignment.as_ref().map(|a| a.digest.clone()),
         commands: std::mem::take(&mut seen.commands),
@@ -413,5 +456,33 @@ async fn runs(
         }
     }
     seen.batches += 1;
+    Json(answer).into_response()
+}
+
+async fn drill_reports(
+    State(shared): State<Shared>,
+    headers: HeaderMap,
+    Json(batch): Json<DrillReportBatch>,
+) -> Response {
+    let mut seen = lock(&shared);
+    if let Some(resp) = admit(&mut seen, &headers) {
+        return resp;
+    }
+    if let Some(status) = seen.drill_reports_fail {
+        return error(
+            status,
+            ErrorCode::Internal,
+            "stand-in told to fail drill reports",
+        );
+    }
+    let mut answer = DrillReportResponse {
+        accepted: Vec::new(),
+        rejected: Vec::new(),
+    };
+    for report in batch.reports {
+        seen.drill_tasks.retain(|t| t.task_id != report.task_id);
+        answer.accepted.push(report.task_id.clone());
+        seen.drill_reports.push(report);
+    }
     Json(answer).into_response()
 }
