@@ -9,6 +9,7 @@ pub mod agent_api;
 pub mod alerts;
 pub mod auth;
 pub mod config;
+pub mod drills;
 pub mod fleet_api;
 pub mod metrics;
 pub mod openapi;

@@ -12,7 +12,9 @@
 //! RPO/RTO and verdicts), `record` (the drill record, its hash chain) and `calendar` (drills due
 //! by cadence and the regulatory calendar).
 
+pub mod build;
 pub mod calendar;
+pub mod machine;
 pub mod measure;
 pub mod order;
 pub mod record;

@@ -184,6 +184,23 @@ impl Store {
         row.map(agent_from_row).transpose()
     }
 
+    /// The most recent heartbeat of any unrevoked agent enrolled for `host` (receive time),
+    /// `None` when none has sent one.
+    pub async fn last_heartbeat_of_host(
+        &self,
+        host: &str,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let at: Option<Option<i64>> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT MAX(last_heartbeat_at) FROM agents WHERE host = $1 AND revoked_at IS NULL",
+            )
+            .bind(host)
+            .fetch_optional(pool)
+            .await?
+        });
+        at.flatten().map(super::from_micros).transpose()
+    }
+
     /// The agent whose token has this hash, **revoked or not**: the caller must refuse a revoked
     /// agent ([`Agent::is_revoked`]) and may audit the attempt.
     pub async fn agent_by_token(&self, hash: &TokenHash) -> Result<Option<Agent>, StoreError> {
