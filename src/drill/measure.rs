@@ -6,6 +6,19 @@
 //! Pure arithmetic on the timeline the orchestrator recorded: nothing here reads the clock,
 //! chooses snapshots or decides what runs next. A figure that cannot be measured is `None` and
 //! says so in the reasons; it is never guessed.
+//!
+//! # The rules
+//! - Achieved RPO = `T_outage − t_cap` of the snapshot restored; IT RTO = `T_system_ready −
+//!   T_outage`, where a system's `T_system_ready` is the end of its last per-system step, or the
+//!   drill-wide `system-ready` mark when that is later; business RTO = `T_service − T_outage`;
+//!   RTO from declaration = `T_service − T_declare`; decision latency = `T_declare − T_outage`.
+//! - Targets are the tier's, or the criteria's `max-it-rto`/`max-business-rto`.
+//! - **Fail**: a step of the system failed; the restored tree did not verify; a figure exceeds
+//!   its target (when the criteria judge it). A restore test is judged on RPO and IT RTO only.
+//! - **Pass with conditions**: nothing failed, but something was not shown — no `T_service`
+//!   (business RTO not measured), no verification when `verify-required`, no fail-back in a full
+//!   switch-over (pitfall 9), a figure not measurable, or the system was only extrapolated.
+//! - The drill's verdict is its worst system's; a drill with no system fails.
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -172,6 +185,8 @@ pub fn measure_system(
     let achieved_rpo = sys.t_cap.map(|c| secs_between(outage, c));
     let ready = match (sys.ready, timeline.system_ready) {
         (Some(own), Some(mark)) => Some(own.max(mark)),
+        // No end of its own recorded, but the drill-wide mark says everything was up.
+        (None, Some(mark)) if sys.restored && sys.failure.is_none() => Some(mark),
         (own, _) => own,
     };
     let it_rto = ready.map(|r| secs_between(r, outage));
@@ -487,6 +502,16 @@ mod tests {
                 },
                 Fail,
                 &["IT RTO 2h exceeds the T1 target of 1h 59m."],
+            ),
+            (
+                "no end of its own: the drill-wide mark",
+                TargetedSwitchover,
+                |tl, s, _| {
+                    tl.system_ready = Some(t("03-03 16:30"));
+                    s.ready = None;
+                },
+                Fail,
+                &["IT RTO 8h 30m exceeds the T1 target of 8h."],
             ),
             (
                 "criteria override the tier's IT RTO",
