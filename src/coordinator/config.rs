@@ -32,6 +32,38 @@ pub struct CoordinatorConfig {
     /// `[alerts]`: rules' thresholds, webhooks and e-mail (see `alerts::config`).
     #[serde(default)]
     pub alerts: super::alerts::AlertsConfig,
+    /// `[drills]`: how the drill orchestrator runs.
+    #[serde(default)]
+    pub drills: DrillsSection,
+}
+
+/// `[drills]`: the drill orchestrator's pace and patience.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DrillsSection {
+    /// How often running drills are advanced (reports applied, timeouts checked), e.g. `"2s"`.
+    #[serde(default = "default_drill_tick")]
+    pub tick_every: Duration,
+    /// A standby agent silent for longer is lost: the drill tasks it holds fail.
+    #[serde(default = "default_agent_lost_after")]
+    pub agent_lost_after: Duration,
+}
+
+impl Default for DrillsSection {
+    fn default() -> Self {
+        DrillsSection {
+            tick_every: default_drill_tick(),
+            agent_lost_after: default_agent_lost_after(),
+        }
+    }
+}
+
+fn default_drill_tick() -> Duration {
+    Duration::from_secs(2).unwrap_or(Duration::TEN_MINUTES)
+}
+
+fn default_agent_lost_after() -> Duration {
+    Duration::from_secs(180).unwrap_or(Duration::TEN_MINUTES)
 }
 
 /// `[tls]`: the coordinator's certificate chain and private key, PEM files. The files are read

@@ -148,6 +148,22 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
             let _ = stop.wait_for(|stop| *stop).await;
         }))
     };
+    // Drills are orchestrated where the drill lease is held.
+    let orchestrating = {
+        let orchestrator = super::drills::Orchestrator::new(
+            store.clone(),
+            policy.clone(),
+            clock.clone(),
+            super::drills::DrillsConfig {
+                tick_every: cfg.drills.tick_every.as_std(),
+                agent_lost_after: cfg.drills.agent_lost_after.as_std(),
+            },
+        );
+        let mut stop = shutdown_tx.subscribe();
+        tokio::spawn(orchestrator.run(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }))
+    };
     // The operator/viewer read API; its requests are timed like the others.
     let metrics = Metrics::new();
     let fleet = fleet_api::router(FleetApi::new(
@@ -214,6 +230,7 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
     shutdown_tx.send_replace(true);
     let _ = sweeping.await;
     let _ = alerting.await;
+    let _ = orchestrating.await;
     store.close().await;
     tracing::info!("coordinator stopped");
     Ok(Exit::Ok)
