@@ -18,6 +18,7 @@ pub mod machine;
 pub mod measure;
 pub mod order;
 pub mod record;
+pub mod render;
 pub mod select;
 #[cfg(test)]
 pub(crate) mod testkit;
