@@ -720,7 +720,10 @@ async fn revoke_agent(
 /// Why an enrolment token was not issued.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrolmentTokenError {
-    #[error("no system of the policy is on host {0}; check the host against the systems' host")]
+    #[error(
+        "no system of the policy is on host {0}, and no drill plan restores there; check the host \
+         against the systems' and the drill plans' standby host"
+    )]
     UnknownHost(String),
     #[error("site {0} is not in the policy")]
     UnknownSite(String),
@@ -740,7 +743,10 @@ pub async fn issue_enrolment_token(
     now: Timestamp,
     actor: &str,
 ) -> Result<(Secret, Timestamp), EnrolmentTokenError> {
-    if !policy.systems.values().any(|s| s.host == host) {
+    // A host runs systems of the policy, or is the standby host drills restore at.
+    let known = policy.systems.values().any(|s| s.host == host)
+        || policy.drills.values().any(|d| d.standby.host == host);
+    if !known {
         return Err(EnrolmentTokenError::UnknownHost(host.to_string()));
     }
     if !policy.sites.contains_key(site) {

@@ -346,7 +346,8 @@ pub async fn enrol_token(
         Ok((token, _)) => Ok(token.expose().to_string()),
         Err(EnrolmentTokenError::Store(e)) => Err(CoordinatorError::Store(e)),
         Err(EnrolmentTokenError::UnknownHost(host)) => Err(CoordinatorError::Usage(format!(
-            "no system of the policy is on host {host}; check --host against the systems' host"
+            "no system of the policy is on host {host}, and no drill plan restores there; check \
+             --host against the systems' host and the drill plans' standby host"
         ))),
         Err(e) => Err(CoordinatorError::Usage(e.to_string())),
     }
