@@ -148,9 +148,12 @@ impl Worker {
                 }) => {
                     // Finished before: never run again; the coordinator lacks the report.
                     let mut out = lock(outbox);
-                    if !out.contains_key(&id) {
-                        tracing::info!(task = %id, "drill task offered again after it finished; its report is sent again");
-                        out.insert(id, report);
+                    if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(id) {
+                        tracing::info!(
+                            task = %slot.key(),
+                            "drill task offered again after it finished; its report is sent again"
+                        );
+                        slot.insert(report);
                         wake.notify_one();
                     }
                 }
