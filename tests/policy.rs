@@ -160,6 +160,16 @@ fn example_policies_load_without_problems() {
         policy.systems.len(),
     );
     assert_eq!(counts, (4, 5, 9, 8), "tiers, sites, repositories, systems");
+    let drills: Vec<&str> = policy.drills.keys().map(|id| id.as_str()).collect();
+    assert_eq!(
+        drills,
+        [
+            "branch-ransomware",
+            "linfen-site-loss",
+            "yuncheng-full-switchover",
+            "yuncheng-restore-test"
+        ]
+    );
     assert_eq!(policy.digest.len(), 64);
 
     let finance = policy
@@ -183,6 +193,13 @@ fn example_policies_load_without_problems() {
     for id in policy.systems.keys() {
         assert!(text.contains(id.as_str()), "render_text lists {id}");
     }
+    assert!(text.contains("\ndrills (4)\n"), "{text}");
+    for id in policy.drills.keys() {
+        assert!(
+            text.contains(&format!("\n  {id}  ")),
+            "render_text lists {id}"
+        );
+    }
     let json = serde_json::to_value(&policy).expect("the policy serialises");
     assert_eq!(
         json["systems"]["linfen-finance"]["schedules"][0]["cron"],
@@ -205,9 +222,18 @@ fn digest_ignores_file_order() {
         PathBuf::from("policies/tiers.toml"),
         PathBuf::from("policies/systems/linfen.toml"),
     ];
+    let mut drills: Vec<PathBuf> = std::fs::read_dir("policies/drills")
+        .expect("policies/drills")
+        .map(|e| e.expect("a directory entry").path())
+        .collect();
+    drills.sort();
+    drills.reverse();
+    files.splice(0..0, drills);
     let reversed = policy::load_files(&files).expect("valid policies");
     assert_eq!(by_dir.digest, reversed.digest);
     files.pop();
+    // Drill plans refer to Linfen's systems; without them, nothing does.
+    files.retain(|f| !f.starts_with("policies/drills"));
     let without_linfen =
         policy::load_files(&files).expect("nothing else refers to Linfen's systems");
     assert_ne!(by_dir.digest, without_linfen.digest);
@@ -269,4 +295,175 @@ fn problems_serialise_for_json_output() {
     assert_eq!(json[0]["key_path"], "systems.linfen-finance.depends-on[0]");
     assert_eq!(json[0]["line"], 35);
     assert_eq!(json[0]["hint"], "remove it from depends-on");
+}
+
+/// The shipped drill plans, as the coordinator will read them: scopes resolved against the
+/// policy, every system in scope restorable under its scenario, steps in timeline order.
+#[test]
+fn example_drill_plans_resolve_against_the_policy() {
+    use lifeboat::policy::{DrillScenarioKind, DrillType, Mark, StepAction};
+    at_crate_root();
+    let policy = policy::load_dir(Path::new("policies")).unwrap_or_else(|r| panic!("{r}"));
+    let scope = |id: &str| -> Vec<String> {
+        policy.drills[id]
+            .systems_in_scope(policy.systems.values())
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect()
+    };
+    assert_eq!(
+        scope("linfen-site-loss"),
+        ["linfen-credit", "linfen-finance", "linfen-operations"]
+    );
+    assert_eq!(
+        scope("branch-ransomware"),
+        [
+            "linfen-credit",
+            "linfen-finance",
+            "yuncheng-credit",
+            "yuncheng-finance"
+        ]
+    );
+    assert_eq!(
+        policy.drills["yuncheng-restore-test"].scope.sample_per_tier,
+        Some(1)
+    );
+    for (id, plan) in &policy.drills {
+        for system in plan.systems_in_scope(policy.systems.values()) {
+            let repos = policy.repositories_of(system);
+            assert!(
+                repos.iter().any(|r| plan.scenario.allows(r)),
+                "{id}: {} has no repository its scenario allows",
+                system.id
+            );
+            // The branch-local repository burns with the branch and is not immutable.
+            if plan.scenario.kind != DrillScenarioKind::ComponentLoss {
+                assert!(!plan.scenario.allows(repos[0]), "{id}: {}", repos[0].id);
+            }
+        }
+        assert_eq!(
+            plan.steps[plan.steps.iter().position(|s| s.is_per_system()).unwrap()].action,
+            StepAction::Restore,
+            "{id}"
+        );
+        let marks: Vec<Mark> = plan
+            .steps
+            .iter()
+            .filter_map(|s| s.effective_mark())
+            .collect();
+        let mut sorted = marks.clone();
+        sorted.sort();
+        assert_eq!(marks, sorted, "{id}: marks in timeline order");
+    }
+    let full = &policy.drills["yuncheng-full-switchover"];
+    assert_eq!(full.drill_type, DrillType::FullSwitchover);
+    let marks: Vec<String> = full
+        .steps
+        .iter()
+        .filter_map(|s| s.effective_mark())
+        .map(|m| m.to_string())
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            "declare",
+            "verify-pass",
+            "service",
+            "failback-start",
+            "failback-done"
+        ]
+    );
+    assert_eq!(
+        policy.drills["branch-ransomware"]
+            .scenario
+            .compromised_for
+            .map(|d| d.to_string()),
+        Some("3d".to_owned())
+    );
+
+    // `policy show --json` is the policy serialised: drill plans with their kebab-case keys.
+    let json = serde_json::to_value(&policy).expect("the policy serialises");
+    let linfen = &json["drills"]["linfen-site-loss"];
+    assert_eq!(linfen["type"], "targeted-switchover");
+    assert_eq!(linfen["scenario"]["lost-site"], "linfen");
+    assert_eq!(linfen["standby"]["restore-root"], "/srv/lifeboat/drill");
+    assert_eq!(linfen["steps"][2]["per-system"], true);
+    assert_eq!(linfen["steps"][4]["mark"], "service");
+    assert_eq!(linfen["steps"][0]["timeout"], "6h");
+}
+
+/// Drill plans are the coordinator's: no host's assignment holds one, and a host's assignment
+/// is the same with or without them.
+#[test]
+fn drill_plans_are_never_part_of_an_assignment() {
+    at_crate_root();
+    let with = policy::load_dir(Path::new("policies")).unwrap_or_else(|r| panic!("{r}"));
+    let mut files = Vec::new();
+    for part in ["tiers.toml", "sites.toml", "repositories.toml"] {
+        files.push(Path::new("policies").join(part));
+    }
+    for part in ["head-office.toml", "linfen.toml", "yuncheng.toml"] {
+        files.push(Path::new("policies/systems").join(part));
+    }
+    let without = policy::load_files(&files).unwrap_or_else(|r| panic!("{r}"));
+    assert!(without.drills.is_empty());
+    assert_ne!(with.digest, without.digest, "the digest covers drill plans");
+    for host in ["linfen-fs01", "yuncheng-fs02", "ho-report01"] {
+        let mine = with.for_host(host).expect("a host with systems");
+        assert!(mine.drills.is_empty(), "{host}");
+        assert_eq!(
+            mine.digest,
+            without.for_host(host).expect("same host").digest,
+            "{host}"
+        );
+        let text: String = mine
+            .to_files()
+            .unwrap_or_else(|e| panic!("{host}: {e}"))
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert!(!text.contains("drills"), "{host}: {text}");
+    }
+}
+
+/// Drill plans may live in any file of the policy.
+#[test]
+fn a_drill_plan_may_sit_in_any_file() {
+    at_crate_root();
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for part in [
+        "tiers.toml",
+        "sites.toml",
+        "repositories.toml",
+        "systems/linfen.toml",
+        "drills/linfen-site-loss.toml",
+    ] {
+        text += &std::fs::read_to_string(Path::new("policies").join(part)).unwrap();
+        text += "\n";
+    }
+    let file = dir.path().join("all.toml");
+    std::fs::write(&file, text).unwrap();
+    let policy = policy::load_dir(&file).unwrap_or_else(|r| panic!("{r}"));
+    assert_eq!(policy.drills.len(), 1);
+}
+
+/// A drill problem in JSON: file, line, column and the key path into the plan's steps.
+#[test]
+fn drill_problems_name_the_step_and_key() {
+    at_crate_root();
+    let report = policy::load_files(&[PathBuf::from("tests/policy_errors/44-drill-steps.toml")])
+        .unwrap_err();
+    let json = report.problems_json();
+    let problems = json.as_array().expect("an array");
+    let command = problems
+        .iter()
+        .find(|p| p["key_path"] == "drills.linfen-site-loss.steps[4].command")
+        .unwrap_or_else(|| panic!("{json:#}"));
+    assert_eq!(command["file"], "tests/policy_errors/44-drill-steps.toml");
+    assert_eq!(
+        (command["line"].as_u64(), command["column"].as_u64()),
+        (Some(84), Some(1))
+    );
+    assert_eq!(command["message"], "a command step needs command");
 }

@@ -76,9 +76,10 @@ impl Policy {
             sites,
             repositories,
             systems,
+            drills,
             ..
         } = parsed;
-        Policy::assemble(tiers, sites, repositories, systems)
+        Policy::assemble(tiers, sites, repositories, systems).with_drills(drills)
     }
 
     /// This policy with drill plans (all of whose references resolve in it), digest updated.

@@ -1,5 +1,5 @@
 //! From files to typed entries: reads the `*.toml` files, parses each into a span-carrying TOML
-//! tree, splits it into entries (one tier, site, repository or system each) and deserialises
+//! tree, splits it into entries (one tier, site, repository, system or drill plan each) and deserialises
 //! every entry on its own (`entry`), collecting *every* problem with its file, line, column and
 //! key path (`messages` words them, `spans` finds where they are).
 //!
@@ -23,8 +23,10 @@ use toml::de::{DeTable, DeValue};
 pub use document::parse_document;
 
 pub(crate) use messages::looks_secret;
-pub(crate) use spans::{has_key, span_at};
+pub(crate) use spans::{has_key, has_key_at, span_at};
 
+use super::drill::{self, DrillPlan};
+use super::ids::DrillId;
 use super::ids::check_id;
 use super::model::{self, Repository, Site, System, Tier};
 use super::problem::{KeyPath, Problem, Seg, SourceFile, did_you_mean};
@@ -39,14 +41,17 @@ pub(crate) enum Section {
     Sites,
     Repositories,
     Systems,
+    /// Drill plans (`policies/drills/`): read by the coordinator, never part of an assignment.
+    Drills,
 }
 
 impl Section {
-    pub(crate) const ALL: [Section; 4] = [
+    pub(crate) const ALL: [Section; 5] = [
         Section::Tiers,
         Section::Sites,
         Section::Repositories,
         Section::Systems,
+        Section::Drills,
     ];
 
     pub(crate) fn key(self) -> &'static str {
@@ -55,6 +60,7 @@ impl Section {
             Section::Sites => "sites",
             Section::Repositories => "repositories",
             Section::Systems => "systems",
+            Section::Drills => "drills",
         }
     }
 
@@ -65,6 +71,7 @@ impl Section {
             Section::Sites => "site",
             Section::Repositories => "repository",
             Section::Systems => "system",
+            Section::Drills => "drill plan",
         }
     }
 
@@ -74,6 +81,7 @@ impl Section {
             Section::Sites => model::SITE_REQUIRED,
             Section::Repositories => model::REPOSITORY_REQUIRED,
             Section::Systems => model::SYSTEM_REQUIRED,
+            Section::Drills => drill::DRILL_REQUIRED,
         }
     }
 
@@ -83,6 +91,7 @@ impl Section {
             Section::Sites => model::SITE_PLACEHOLDERS,
             Section::Repositories => model::REPOSITORY_PLACEHOLDERS,
             Section::Systems => model::SYSTEM_PLACEHOLDERS,
+            Section::Drills => drill::DRILL_PLACEHOLDERS,
         }
     }
 }
@@ -249,7 +258,7 @@ impl<'a> Entries<'a> {
                 let name: &str = key.get_ref();
                 let Some(section) = Section::ALL.into_iter().find(|s| s.key() == name) else {
                     let hint = did_you_mean(name, Section::ALL.map(Section::key))
-                        .unwrap_or_else(|| "a policy file holds only [tiers], [sites], [repositories] and [systems]".into());
+                        .unwrap_or_else(|| "a policy file holds only [tiers], [sites], [repositories], [systems] and [drills]".into());
                     problems.push(file.problem(
                         &key.span(),
                         &KeyPath::default().key(name),
@@ -335,6 +344,7 @@ pub(crate) struct Parsed {
     pub(crate) sites: BTreeMap<SiteId, Site>,
     pub(crate) repositories: BTreeMap<RepoId, Repository>,
     pub(crate) systems: BTreeMap<SystemId, System>,
+    pub(crate) drills: BTreeMap<DrillId, DrillPlan>,
     /// Per entry, the top-level keys that had problems (see [`deserialize_entry`]).
     touched: BTreeMap<(Section, String), BTreeSet<String>>,
     /// Per entry, the keys and array elements removed because they had problems.
@@ -347,6 +357,14 @@ impl Parsed {
         self.touched
             .get(&(section, id.to_owned()))
             .is_some_and(|keys| keys.contains(key))
+    }
+
+    /// The keys and array elements removed from the entry for their problems, as paths in the
+    /// file (so a check can tell which parts of a list are missing or incomplete).
+    pub(crate) fn removed(&self, section: Section, id: &str) -> &[Vec<Seg>] {
+        self.removed
+            .get(&(section, id.to_owned()))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// True if the entry had no problem at all.
@@ -415,6 +433,11 @@ pub(crate) fn deserialize_all(
     for entry in entries.of(Section::Systems) {
         if let Some(s) = parsed.entry::<System>(files, entry, problems) {
             parsed.systems.insert(s.id.clone(), s);
+        }
+    }
+    for entry in entries.of(Section::Drills) {
+        if let Some(d) = parsed.entry::<DrillPlan>(files, entry, problems) {
+            parsed.drills.insert(d.id.clone(), d);
         }
     }
     parsed

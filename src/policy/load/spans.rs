@@ -155,6 +155,24 @@ pub(crate) fn span_at(entry: &Entry<'_>, rel: &[Seg], key: bool) -> Range<usize>
     span
 }
 
+/// True if the table at `rel` (a path in the file) inside the entry has `key`: whether a key
+/// was written, where a default would look the same (`per-system = false` on a gate).
+pub(crate) fn has_key_at(entry: &Entry<'_>, rel: &[Seg], key: &str) -> bool {
+    let mut node = entry.value.get_ref();
+    for seg in rel {
+        let next = match (node, seg) {
+            (DeValue::Table(t), Seg::Key(k)) => t.get(k.as_str()),
+            (DeValue::Array(a), Seg::Index(i)) => a.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(v) => node = v.get_ref(),
+            None => return false,
+        }
+    }
+    node.as_table().is_some_and(|t| t.contains_key(key))
+}
+
 /// True if the entry's table has `key` at its top level (to tell a default from a value given).
 pub(crate) fn has_key(entry: &Entry<'_>, key: &str) -> bool {
     entry

@@ -1,7 +1,8 @@
 //! Checks that involve more than one value: the rules inside a tier (RTO ordering, coherent
 //! 3-2-1-1 digits), scheme-specific repository options, references between entries, dependency
-//! cycles, schedules against the tier's cadences, and whether each system's repositories can meet
-//! its tier at all (copies, off-site, immutable, media).
+//! cycles, schedules against the tier's cadences, whether each system's repositories can meet
+//! its tier at all (copies, off-site, immutable, media), and drill plans against all of it
+//! (`drills`).
 //!
 //! Every problem points at the key that would have to change. References are checked against
 //! every entry *defined* (even one with problems of its own), so one mistake is reported once.
@@ -12,6 +13,7 @@
 
 mod cadence;
 mod cycles;
+mod drills;
 mod feasibility;
 
 use std::collections::BTreeSet;
@@ -21,6 +23,7 @@ use super::model::{Location, Repository, System, Tier};
 use super::problem::{Problem, Seg, SourceFile, did_you_mean};
 use cadence::check_schedules;
 use cycles::check_cycles;
+use drills::check_drills;
 use feasibility::{check_feasibility, copies};
 
 /// A key path segment.
@@ -133,6 +136,7 @@ pub(crate) fn check(
         check_system(&mut ctx, system);
     }
     check_cycles(&mut ctx);
+    check_drills(&mut ctx);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,74 +579,91 @@ fn is_env_name(name: &str) -> bool {
 }
 
 fn check_hooks(ctx: &mut Ctx<'_, '_>, s: &System) {
+    let this = (Section::Systems, s.id.as_str());
     for (n, hook) in s.hooks.iter().enumerate() {
-        check_env(ctx, s, &[k("hooks"), i(n)], &hook.env, &hook.secret_env);
+        check_env(
+            ctx,
+            this,
+            &[k("hooks"), i(n)],
+            &hook.env,
+            Some(&hook.secret_env),
+        );
     }
     if let Some(stream) = &s.stream {
-        check_env(ctx, s, &[k("stream")], &stream.env, &stream.secret_env);
+        check_env(
+            ctx,
+            this,
+            &[k("stream")],
+            &stream.env,
+            Some(&stream.secret_env),
+        );
     }
 }
 
-/// The environment of a hook or stream command: no secret-looking plain values, valid names,
-/// no name in both tables.
+/// The environment of a hook, stream or drill command: no secret-looking plain values, valid
+/// names, no name in both tables. Drill commands have no `secret-env` (`None`): the policy
+/// hands the standby host no secret but the repositories' own.
 fn check_env(
     ctx: &mut Ctx<'_, '_>,
-    s: &System,
+    (section, id): (Section, &str),
     at: &[Seg],
     env: &std::collections::BTreeMap<String, String>,
-    secret_env: &std::collections::BTreeMap<String, crate::secret::SecretSource>,
+    secret_env: Option<&std::collections::BTreeMap<String, crate::secret::SecretSource>>,
 ) {
-    let id = s.id.as_str();
     let path = |table: &str, name: &str| {
         let mut rel = at.to_vec();
         rel.push(k(table));
         rel.push(k(name));
         rel
     };
-    {
-        for name in env.keys() {
-            let rel = path("env", name);
-            if looks_secret(name) {
-                ctx.report(
-                    Section::Systems,
-                    id,
-                    &rel,
-                    At::Key,
-                    format!("\"{name}\" looks like a secret: inline secrets are not allowed"),
-                    Some(format!("move it to secret-env, e.g. secret-env = {{ {name} = {{ file = \"/etc/lifeboat/…\" }} }}")),
-                );
-            } else if !is_env_name(name) {
-                ctx.report(
-                    Section::Systems,
-                    id,
-                    &rel,
-                    At::Key,
-                    format!("\"{name}\" is not a valid environment variable name"),
-                    None,
-                );
-            }
+    for name in env.keys() {
+        let rel = path("env", name);
+        if looks_secret(name) {
+            let hint = match secret_env {
+                Some(_) => format!(
+                    "move it to secret-env, e.g. secret-env = {{ {name} = {{ file = \"/etc/lifeboat/…\" }} }}"
+                ),
+                None => "a drill command gets no secret from the policy: let the program read it from a file on the standby host that only it can read".to_owned(),
+            };
+            ctx.report(
+                section,
+                id,
+                &rel,
+                At::Key,
+                format!("\"{name}\" looks like a secret: inline secrets are not allowed"),
+                Some(hint),
+            );
+        } else if !is_env_name(name) {
+            ctx.report(
+                section,
+                id,
+                &rel,
+                At::Key,
+                format!("\"{name}\" is not a valid environment variable name"),
+                None,
+            );
         }
-        for name in secret_env.keys() {
-            let rel = path("secret-env", name);
-            if !is_env_name(name) {
-                ctx.report(
-                    Section::Systems,
-                    id,
-                    &rel,
-                    At::Key,
-                    format!("\"{name}\" is not a valid environment variable name"),
-                    None,
-                );
-            } else if env.contains_key(name) {
-                ctx.report(
-                    Section::Systems,
-                    id,
-                    &rel,
-                    At::Key,
-                    format!("\"{name}\" is set in both env and secret-env"),
-                    None,
-                );
-            }
+    }
+    for name in secret_env.into_iter().flat_map(|m| m.keys()) {
+        let rel = path("secret-env", name);
+        if !is_env_name(name) {
+            ctx.report(
+                section,
+                id,
+                &rel,
+                At::Key,
+                format!("\"{name}\" is not a valid environment variable name"),
+                None,
+            );
+        } else if env.contains_key(name) {
+            ctx.report(
+                section,
+                id,
+                &rel,
+                At::Key,
+                format!("\"{name}\" is set in both env and secret-env"),
+                None,
+            );
         }
     }
 }
