@@ -253,6 +253,29 @@ pub const POLICY_PATH: &str = "/api/v1/policy";
 /// `GET`: the alert states (`?state=firing|resolved`).
 pub const ALERTS_PATH: &str = "/api/v1/alerts";
 
+/// `GET`: the drill plans of the policy in force, with when each is due.
+pub const DRILL_PLANS_PATH: &str = "/api/v1/drill-plans";
+/// `GET`: what a drill of the plan would do now (restore points, estimated time).
+pub const DRILL_PREVIEW_PATH: &str = "/api/v1/drill-plans/{plan}/preview";
+/// `GET` the drills, `POST` to start (or schedule) one.
+pub const DRILLS_PATH: &str = "/api/v1/drills";
+/// `GET`: one drill with its live state and seal.
+pub const DRILL_PATH: &str = "/api/v1/drills/{id}";
+/// `POST`: approves a drill's gate.
+pub const DRILL_APPROVE_PATH: &str = "/api/v1/drills/{id}/approve";
+/// `POST`: aborts a drill.
+pub const DRILL_ABORT_PATH: &str = "/api/v1/drills/{id}/abort";
+/// `GET`: a sealed drill's record as stored (JSON).
+pub const DRILL_RECORD_PATH: &str = "/api/v1/drills/{id}/record";
+/// `GET`: a sealed drill's evidence bundle (tar + zstd).
+pub const DRILL_BUNDLE_PATH: &str = "/api/v1/drills/{id}/bundle";
+/// `GET`: a sealed drill's record as an HTML page.
+pub const DRILL_REPORT_PATH: &str = "/api/v1/drills/{id}/report";
+/// `GET`: verifies the hash chain of sealed drill records.
+pub const DRILL_CHAIN_PATH: &str = "/api/v1/drills/chain";
+/// `GET`: drills due by cadence, the regulatory calendar, systems never drilled or overdue.
+pub const DRILL_CALENDAR_PATH: &str = "/api/v1/drill-calendar";
+
 /// The HTTP methods the people API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -327,6 +350,38 @@ pub const ROLE_MATRIX: &[Rule] = &[
     rule(Verb::Get, POLICY_PATH, Access::AtLeast(Role::Operator)),
     rule(Verb::Post, BACKUP_NOW_PATH, Access::AtLeast(Role::Operator)),
     rule(Verb::Get, ALERTS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, DRILL_PLANS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(
+        Verb::Get,
+        DRILL_PREVIEW_PATH,
+        Access::AtLeast(Role::Operator),
+    ),
+    rule(Verb::Get, DRILLS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Post, DRILLS_PATH, Access::AtLeast(Role::Operator)),
+    rule(Verb::Get, DRILL_PATH, Access::AtLeast(Role::Viewer)),
+    rule(
+        Verb::Post,
+        DRILL_APPROVE_PATH,
+        Access::AtLeast(Role::Operator),
+    ),
+    rule(
+        Verb::Post,
+        DRILL_ABORT_PATH,
+        Access::AtLeast(Role::Operator),
+    ),
+    rule(Verb::Get, DRILL_RECORD_PATH, Access::AtLeast(Role::Viewer)),
+    rule(
+        Verb::Get,
+        DRILL_BUNDLE_PATH,
+        Access::AtLeast(Role::Operator),
+    ),
+    rule(Verb::Get, DRILL_REPORT_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, DRILL_CHAIN_PATH, Access::AtLeast(Role::Viewer)),
+    rule(
+        Verb::Get,
+        DRILL_CALENDAR_PATH,
+        Access::AtLeast(Role::Viewer),
+    ),
     rule(Verb::Post, AGENT_REVOKE_PATH, Access::AtLeast(Role::Admin)),
     rule(Verb::Get, USERS_PATH, Access::AtLeast(Role::Admin)),
     rule(Verb::Post, USERS_PATH, Access::AtLeast(Role::Admin)),

@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod drills;
+pub mod drills_api;
 pub mod fleet_api;
 pub mod metrics;
 pub mod openapi;

@@ -412,6 +412,115 @@ pub const DOCS: &[Doc] = &[
     )
     .gives(200, "AlertList")
     .query(&[("state", "firing or resolved (default: both)")]),
+    // Drills
+    doc(
+        Get,
+        auth::DRILL_PLANS_PATH,
+        Person,
+        "drills",
+        "Drill plans of the policy in force, their steps and when each is due",
+    )
+    .gives(200, "DrillPlanList"),
+    doc(
+        Get,
+        auth::DRILL_PREVIEW_PATH,
+        Person,
+        "drills",
+        "What a drill of the plan would do now: restore points, passed-over copies, estimated time",
+    )
+    .gives(200, "PreviewView"),
+    doc(
+        Get,
+        auth::DRILLS_PATH,
+        Person,
+        "drills",
+        "Drills, newest first",
+    )
+    .gives(200, "DrillsPage")
+    .query(&[
+        ("plan", "only drills of this plan"),
+        (
+            "status",
+            "scheduled, running, finished, aborted, not-ready or failed",
+        ),
+        (
+            "limit",
+            "at most this many drills (default 50, at most 1000)",
+        ),
+        ("after", "the `next_after` of the previous page"),
+    ]),
+    doc(
+        Post,
+        auth::DRILLS_PATH,
+        Person,
+        "drills",
+        "Start a drill now or at `at` (409 while one of the plan is active)",
+    )
+    .takes("StartDrillRequest")
+    .gives(201, "StartedDrill"),
+    doc(
+        Get,
+        auth::DRILL_PATH,
+        Person,
+        "drills",
+        "One drill: timeline, steps, systems with their task reports, readiness, log, seal",
+    )
+    .gives(200, "DrillDetail"),
+    doc(
+        Post,
+        auth::DRILL_APPROVE_PATH,
+        Person,
+        "drills",
+        "Approve a gate that is waiting (the gate's role or above); applied at the next tick",
+    )
+    .takes("ApproveRequest")
+    .gives(202, "InputAccepted"),
+    doc(
+        Post,
+        auth::DRILL_ABORT_PATH,
+        Person,
+        "drills",
+        "Abort a drill that has not ended; applied at the next tick",
+    )
+    .takes("AbortRequest")
+    .gives(202, "InputAccepted"),
+    doc(
+        Get,
+        auth::DRILL_RECORD_PATH,
+        Person,
+        "drills",
+        "The sealed drill record as stored (JSON; 404 until sealed)",
+    ),
+    doc(
+        Get,
+        auth::DRILL_BUNDLE_PATH,
+        Person,
+        "drills",
+        "The evidence bundle (application/zstd tar archive; 404 until sealed)",
+    ),
+    doc(
+        Get,
+        auth::DRILL_REPORT_PATH,
+        Person,
+        "drills",
+        "The drill record as a printable HTML page (404 until sealed)",
+    ),
+    doc(
+        Get,
+        auth::DRILL_CHAIN_PATH,
+        Person,
+        "drills",
+        "Verify the hash chain of sealed drill records",
+    )
+    .gives(200, "ChainView"),
+    doc(
+        Get,
+        auth::DRILL_CALENDAR_PATH,
+        Person,
+        "drills",
+        "Plans due by cadence, the regulatory calendar, systems never drilled or overdue",
+    )
+    .gives(200, "CalendarView"),
 ];
 
 /// The document.
@@ -434,6 +543,7 @@ pub fn document(extra_schemas: Schemas) -> OpenApi {
     schemas.extend(super::people_api::schemas());
     schemas.extend(super::fleet_api::schemas());
     add::<super::alerts::api::AlertList>(&mut schemas);
+    schemas.extend(super::drills_api::schemas());
     schemas.extend(extra_schemas);
     let schemas: BTreeMap<String, RefOr<Schema>> = schemas.into_iter().collect();
     let components = ComponentsBuilder::new()

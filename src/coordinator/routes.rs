@@ -63,13 +63,14 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
 #[cfg(test)]
 mod tests {
     use super::super::auth::{Access, ROLE_MATRIX, rule_for};
-    use super::super::{alerts, fleet_api, people_api};
+    use super::super::{alerts, drills_api, fleet_api, people_api};
 
     #[test]
     fn the_people_routers_route_exactly_the_role_matrix() {
         let mut listed = people_api::routes().listed().to_vec();
         listed.extend_from_slice(fleet_api::routes().listed());
         listed.extend_from_slice(alerts::api::routes().listed());
+        listed.extend_from_slice(drills_api::routes().listed());
         for (verb, path) in &listed {
             assert!(
                 rule_for(&verb.method(), path).is_some(),

@@ -177,8 +177,18 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
         metrics.clone(),
         metrics::track,
     ));
+    let drills = super::drills_api::router(super::drills_api::DrillsApi::new(
+        store.clone(),
+        policy.clone(),
+        clock.clone(),
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        metrics.clone(),
+        metrics::track,
+    ));
     let app = app(store.clone(), policy, clock, metrics, sweep)
         .merge(fleet)
+        .merge(drills)
         .method_not_allowed_fallback(method_not_allowed);
     let listener = std::net::TcpListener::bind(cfg.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
