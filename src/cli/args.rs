@@ -170,6 +170,197 @@ one run record per system per --run-every. It reports records/s, heartbeat and s
 (p50/p99/max), errors, the coordinator's RSS and CPU (--coordinator-pid) and its last
 assessment sweep (from /metrics).")]
     FleetSim(FleetSimArgs),
+
+    /// Disaster-recovery drills: preview a plan, start, follow, approve, abort; sealed records.
+    #[command(after_help = DRILL_HELP)]
+    Drill(DrillArgs),
+}
+
+const DRILL_HELP: &str = "\
+Examples:
+  lifeboat drill plan linfen-site-loss --config /etc/lifeboat/coordinator.toml
+  lifeboat drill run linfen-site-loss --wait
+  lifeboat drill list --status running
+  lifeboat drill show 1a2b3c4d
+  lifeboat drill approve 1a2b3c4d declare-disaster --comment \"branch manager agreed\"
+  lifeboat drill record 1a2b3c4d --out drill-record.json
+  lifeboat drill verify-chain
+  lifeboat drill calendar --json
+
+Works on the coordinator's database and policy (--config is the coordinator's own
+coordinator.toml), as an admin: actions are audited as cli:$USER. The running coordinator
+orchestrates the drills (the replica holding the drill lease); these commands ask for drills,
+read them and append approvals and aborts, which it applies at its next tick.
+
+Exit codes:
+  0 success (run --wait: the drill passed)   6 integrity (verify-chain found a break, a bundle
+  1 unexpected failure (run --wait: the        differs from its sealed hash)
+    drill failed, was not ready or aborted)  7 not found (plan, drill, gate step, sealed record)
+  2 usage error                              8 run --wait: passed with conditions; calendar:
+  3 invalid coordinator.toml or policy         something is overdue
+  5 database unreachable                    10 refused (a drill of that plan is active already,
+                                               the gate is not waiting, the drill has ended)";
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The coordinator's configuration file (its database and policy-dir).
+    #[arg(
+        long,
+        env = "LIFEBOAT_COORDINATOR_CONFIG",
+        default_value = "/etc/lifeboat/coordinator.toml",
+        global = true
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: DrillCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Preview a drill plan: per system, in restore order, the snapshot it would restore and
+    /// why newer ones are passed over. Writes nothing.
+    #[command(after_help = "Examples:
+  lifeboat drill plan linfen-site-loss
+  lifeboat drill plan branch-ransomware --at 2025-06-01T02:00:00Z
+  lifeboat drill plan linfen-site-loss --json | jq '.systems[] | {system, chosen: .selection.chosen}'
+
+Exit code 0 whenever the preview could be made, even when a system has no restore point (the
+drill would then end not-ready: the preview says why); 7 when the plan is not in the policy.")]
+    Plan {
+        /// The plan's id (`[drills.<id>]` under the policy's drills/).
+        name: String,
+        /// Preview as if the drill started at this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
+    },
+
+    /// Ask for a drill of a plan; the coordinator starts it (now, or at --at).
+    #[command(after_help = "Examples:
+  lifeboat drill run linfen-site-loss                       # prints the drill's id
+  lifeboat drill run yuncheng-full-switchover --at 2025-06-07T01:00:00Z
+  lifeboat drill run linfen-site-loss --wait                # follow it to its verdict
+
+Refused (exit 10) while a drill of the same plan is scheduled or running. With --wait, prints
+phase changes and new log lines every second until the record is sealed, then exits 0 when the
+verdict is pass, 8 when it is pass-with-conditions, 1 when it failed, was not ready or was
+aborted.")]
+    Run {
+        /// The plan's id.
+        name: String,
+        /// Start at this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
+        /// Follow the drill until it has ended; the exit code is its verdict.
+        #[arg(long)]
+        wait: bool,
+    },
+
+    /// List drills, newest first.
+    #[command(after_help = "Examples:
+  lifeboat drill list
+  lifeboat drill list --plan linfen-site-loss --status finished --json")]
+    List {
+        /// Only drills of this plan.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Only drills in this status.
+        #[arg(long, value_enum)]
+        status: Option<DrillStatusArg>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+
+    /// Show a drill's live state: phase, timeline marks, steps, systems, readiness, recent log,
+    /// and its verdict and hashes once sealed.
+    #[command(after_help = "Examples:
+  lifeboat drill show 1a2b3c4d                 # a unique prefix of the id is enough
+  lifeboat drill show 1a2b3c4d-... --json | jq .state.steps")]
+    Show {
+        /// The drill id (or a unique prefix of at least 4 characters).
+        id: String,
+    },
+
+    /// Approve a gate step that is waiting (as an admin).
+    #[command(after_help = "Examples:
+  lifeboat drill approve 1a2b3c4d declare-disaster
+  lifeboat drill approve 1a2b3c4d business-sign-off --comment \"tellers verified balances\"
+
+Exit code 10 when the step is not a gate or is not waiting now; 7 when there is no such step.")]
+    Approve {
+        id: String,
+        /// The gate step's name, as the plan and `drill show` name it.
+        step: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+
+    /// End a drill: a scheduled one is called off; a running one is aborted at the next tick
+    /// (open tasks dropped, clean-up, its record sealed as aborted).
+    #[command(after_help = "Examples:
+  lifeboat drill abort 1a2b3c4d --reason \"standby host needed for a real incident\"
+
+Exit code 10 when the drill has ended already.")]
+    Abort {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+
+    /// Print (or write) a drill's sealed record: the exact JSON text its hash is over.
+    #[command(after_help = "Examples:
+  lifeboat drill record 1a2b3c4d > record.json
+  lifeboat drill record 1a2b3c4d --out /srv/audit/drill-2025-06.json
+
+Exit code 7 when the drill has no sealed record yet.")]
+    Record {
+        id: String,
+        /// Write it to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+
+    /// Write a drill's evidence bundle (tar + zstd) and check it against its sealed sha256.
+    #[command(after_help = "Examples:
+  lifeboat drill bundle 1a2b3c4d --out drill-evidence.tar.zst
+  zstd -dc drill-evidence.tar.zst | tar -t
+
+Exit code 6 when the bundle's sha256 differs from the one in the sealed record.")]
+    Bundle {
+        id: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+
+    /// Recompute every sealed drill record's hash and link (tamper evidence).
+    #[command(after_help = "Examples:
+  lifeboat drill verify-chain
+  lifeboat drill verify-chain --json
+
+Prints \"chain of N drill records intact (head <hash>)\", or names the first drill where the
+chain breaks and exits 6.")]
+    VerifyChain,
+
+    /// Drills due: per plan, the regulatory calendar, and systems never drilled or overdue.
+    #[command(after_help = "Examples:
+  lifeboat drill calendar
+  lifeboat drill calendar --json | jq '.regulatory'
+
+Counts sealed drills that completed or stopped without failing. Exit code 0 when nothing is
+overdue, 8 when a plan, a regulatory drill or a system is overdue.")]
+    Calendar,
+}
+
+/// A drill's status, as `drill list --status` takes it.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum DrillStatusArg {
+    Scheduled,
+    Running,
+    Finished,
+    Aborted,
+    NotReady,
+    Failed,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! or JSON, and maps errors to exit codes (through `crate::exit`). Holds no business logic.
 
 pub mod args;
+mod drill;
 mod render;
 
 use std::io::{IsTerminal, Write};
@@ -107,6 +108,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     }
     if let Command::FleetSim(a) = &cli.command {
         return Ok(fleet_sim_command(a, g.json).await);
+    }
+    if let Command::Drill(a) = &cli.command {
+        return Ok(drill::run(a, g.json).await);
     }
     let policy = Arc::new(load_policy(&g.policy)?);
     let state = StateDir(g.state_dir.clone().unwrap_or_else(default_state_dir));
@@ -248,9 +252,11 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
             let record = engine.copy(&a.system, a.from.as_deref(), &a.to).await?;
             Ok(finish_run(&record, json, || render::copy(&record)))
         }
-        Command::Policy(_) | Command::Agent(_) | Command::Coordinator(_) | Command::FleetSim(_) => {
-            Ok(Exit::Ok)
-        }
+        Command::Policy(_)
+        | Command::Agent(_)
+        | Command::Coordinator(_)
+        | Command::FleetSim(_)
+        | Command::Drill(_) => Ok(Exit::Ok),
     }
 }
 
