@@ -737,6 +737,22 @@ mod tests {
         Json(assignment).into_response()
     }
 
+    async fn drill_reports(
+        State(shared): State<Shared>,
+        headers: HeaderMap,
+        Json(batch): Json<DrillReportBatch>,
+    ) -> Response {
+        let state = shared.lock().unwrap();
+        if let Some(resp) = check(&state, &headers) {
+            return resp;
+        }
+        Json(DrillReportResponse {
+            accepted: batch.reports.iter().map(|r| r.task_id.clone()).collect(),
+            rejected: Vec::new(),
+        })
+        .into_response()
+    }
+
     async fn enrol(Json(req): Json<EnrolRequest>) -> Response {
         if req.enrolment_token.secret().expose() != "enrol-once" {
             return error(Status::CONFLICT, ErrorCode::Conflict, "token used".into());
@@ -756,6 +772,7 @@ mod tests {
             .route(HEARTBEAT_PATH, post(heartbeat))
             .route(ASSIGNMENT_PATH, get(assignment))
             .route(ENROL_PATH, post(enrol))
+            .route(DRILL_REPORTS_PATH, post(drill_reports))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -805,6 +822,43 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[tokio::test]
+    async fn drill_reports_are_sent_with_the_token_and_errors_are_typed() {
+        let (url, shared) = start(Coordinator::default()).await;
+        let t = "2026-03-01T01:00:00Z".parse().unwrap();
+        let report = crate::api::DrillReport {
+            task_id: "d.1.finance".into(),
+            drill_id: uuid::Uuid::nil(),
+            host: "standby-01".into(),
+            started_at: t,
+            finished_at: t,
+            outcome: Outcome::Success,
+            error: None,
+            probe: None,
+            restore: None,
+            command: None,
+        };
+        let batch = DrillReportBatch {
+            reports: vec![report],
+        };
+        let answer = client(&url).drill_reports(&batch).await.unwrap();
+        assert_eq!(answer.accepted, ["d.1.finance"]);
+        shared.lock().unwrap().fail_all = Some(Status::SERVICE_UNAVAILABLE);
+        let err = client(&url).drill_reports(&batch).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Server { status: 503, .. }) && err.is_transient(),
+            "{err}"
+        );
+        shared.lock().unwrap().fail_all = None;
+        let wrong =
+            CoordinatorClient::new(&ClientConfig::new(url), Some(Secret::new("x1"))).unwrap();
+        let err = wrong.drill_reports(&batch).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Unauthorized { status: 401, .. }),
+            "{err}"
+        );
     }
 
     #[tokio::test]
