@@ -200,6 +200,15 @@ fn example_policies_load_without_problems() {
             "render_text lists {id}"
         );
     }
+    // A plan shows its resolved scope and each step with what it marks.
+    for line in [
+        "      scenario site-loss of linfen\n      scope linfen-credit, linfen-finance, linfen-operations\n",
+        "      4. business-verification: gate by operator (Linfen finance and credit business owners) · timeout 4h -> verify-pass\n",
+        "      5. switch-over: command /usr/local/lib/lifeboat/drill/switch-dns --branch linfen --to datong-dr · timeout 30m -> service\n",
+        "      scope yuncheng-credit, yuncheng-finance, yuncheng-operations (sample 1 per tier)\n        from sites yuncheng\n",
+    ] {
+        assert!(text.contains(line), "render_text lacks {line:?}:\n{text}");
+    }
     let json = serde_json::to_value(&policy).expect("the policy serialises");
     assert_eq!(
         json["systems"]["linfen-finance"]["schedules"][0]["cron"],

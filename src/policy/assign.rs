@@ -1,7 +1,8 @@
 //! Per-host assignments: the part of a policy one agent runs (its host's systems and the tiers,
 //! sites and repositories they reference), written back as policy TOML files that the agent
 //! loads with the normal loader. The coordinator serves them; an agent never sees another
-//! host's systems or repositories.
+//! host's systems or repositories. Drill plans are the coordinator's and are never part of an
+//! assignment.
 //!
 //! Writing is the inverse of loading: every entry is serialised with the model's own serde
 //! names, the `id` fields the loader fills in from table keys are dropped, and the result is

@@ -1,5 +1,5 @@
-//! Policy-as-code: tiers, sites, repositories and systems loaded from a directory of TOML files
-//! and validated as a whole.
+//! Policy-as-code: tiers, sites, repositories, systems and drill plans loaded from a directory of
+//! TOML files and validated as a whole.
 //!
 //! [`load_dir`] and [`load_files`] return either a [`Policy`], in which every value is typed and
 //! every reference resolves, or a [`PolicyReport`] listing *every* problem with file, line,
@@ -53,8 +53,9 @@ pub struct Policy {
     pub systems: BTreeMap<SystemId, System>,
     /// Drill plans (`policies/drills/`); never part of a host's assignment.
     pub drills: BTreeMap<DrillId, DrillPlan>,
-    /// sha256 (hex) of the normalised policy JSON (the four maps above, without the digest):
-    /// equal policies have equal digests however their files are split or spelled.
+    /// sha256 (hex) of the normalised policy JSON (the maps above, without the digest; drill
+    /// plans only when there are any): equal policies have equal digests however their files
+    /// are split or spelled.
     pub digest: String,
 }
 
