@@ -1439,3 +1439,862 @@ async fn calendar_view(State(api): State<DrillsApi>) -> Response {
         .await,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::body::Body as HttpBody;
+    use axum::http::{Method, Request};
+    use jiff::SignedDuration;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::api::{DrillTask, ProbeResult, ProbeTargetResult, RestoreResult, TaskAction};
+    use crate::coordinator::store::{
+        AuditFilter, DrillChange, PasswordHash, SealedRecord, Session, StoreError, TokenHash, User,
+    };
+    use crate::drill::machine::{Planned, StartInput};
+    use crate::policy::Location;
+    use crate::run::Outcome;
+    use crate::secret::Secret;
+
+    const NOW: &str = "2026-03-01T12:00:00Z";
+    const SYSTEM: &str = "sim-00001-s1";
+
+    struct Settable(Mutex<Timestamp>);
+    impl Clock for Settable {
+        fn now(&self) -> Timestamp {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// A site-loss plan of the simulated branch with a restore and a gate.
+    fn plan(id: &str, title: &str, gate_role: &str) -> DrillPlan {
+        crate::drill::testkit::plan(
+            id,
+            &format!(
+                r#"
+title = "{title}"
+title-zh = "模拟支行"
+type = "restore-test"
+scenario = {{ kind = "site-loss", lost-site = "sim-branch" }}
+scope = {{ systems = ["{SYSTEM}"] }}
+standby = {{ site = "sim-dr", host = "dr01", restore-root = "/srv/drill" }}
+steps = [
+  {{ name = "restore", action = "restore" }},
+  {{ name = "business-check", action = "gate", role = "{gate_role}", timeout = "1h" }},
+]
+"#
+            ),
+        )
+    }
+
+    /// The drills API over a real SQLite store with the simulated policy and three plans, and
+    /// a session for a viewer, an operator and an admin (tokens `viewer`, `operator`, `admin`).
+    struct App {
+        _dir: tempfile::TempDir,
+        store: Store,
+        policy: Policy,
+        router: axum::Router,
+    }
+
+    async fn app() -> App {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in crate::sim::policy::files(1, 3) {
+            let path = dir.path().join("policy").join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let policy = crate::policy::load_dir(&dir.path().join("policy")).unwrap();
+        let policy = crate::drill::testkit::with_plans(
+            policy,
+            vec![
+                plan("branch", "Branch <script>alert(1)</script>", "operator"),
+                plan("branch-admin", "Branch, admin gate", "admin"),
+            ],
+        );
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let now = t(NOW);
+        for (name, role) in [
+            ("viewer", Role::Viewer),
+            ("operator", Role::Operator),
+            ("admin", Role::Admin),
+        ] {
+            store
+                .create_user(&User {
+                    name: name.into(),
+                    password_hash: PasswordHash::new("$argon2id$v=19$unused").unwrap(),
+                    role,
+                    disabled: false,
+                    created_at: now,
+                })
+                .await
+                .unwrap();
+            store
+                .create_session(&Session {
+                    token_hash: TokenHash::of(&Secret::new(name.to_string())),
+                    user: name.into(),
+                    created_at: now,
+                    expires_at: now + SignedDuration::from_hours(1),
+                })
+                .await
+                .unwrap();
+        }
+        let clock = Arc::new(Settable(Mutex::new(now)));
+        let router = router(DrillsApi::new(
+            store.clone(),
+            Arc::new(RwLock::new(Arc::new(policy.clone()))),
+            clock,
+        ));
+        App {
+            _dir: dir,
+            store,
+            policy,
+            router,
+        }
+    }
+
+    struct Answer {
+        status: StatusCode,
+        headers: axum::http::HeaderMap,
+        bytes: Vec<u8>,
+    }
+
+    impl Answer {
+        fn json(&self) -> Value {
+            serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+        }
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.bytes).into_owned()
+        }
+        fn header(&self, name: header::HeaderName) -> &str {
+            self.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        }
+    }
+
+    impl App {
+        async fn call(
+            &self,
+            method: Method,
+            path: &str,
+            token: &str,
+            body: Option<Value>,
+        ) -> Answer {
+            let mut request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"));
+            let body = match body {
+                Some(b) => {
+                    request = request.header(header::CONTENT_TYPE, "application/json");
+                    HttpBody::from(serde_json::to_vec(&b).unwrap())
+                }
+                None => HttpBody::empty(),
+            };
+            let response = self
+                .router
+                .clone()
+                .oneshot(request.body(body).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap()
+                .to_vec();
+            Answer {
+                status,
+                headers,
+                bytes,
+            }
+        }
+
+        async fn get(&self, path: &str, token: &str) -> Answer {
+            self.call(Method::GET, path, token, None).await
+        }
+
+        async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+            self.call(Method::POST, path, token, Some(body)).await
+        }
+
+        /// Stores a running drill of `plan` whose state is `run`.
+        async fn seed(&self, run: &DrillRun, status: DrillStatus) {
+            self.store
+                .insert_drill(&NewDrill {
+                    id: run.id,
+                    plan: run.plan.id.clone(),
+                    status,
+                    created_by: "user:operator".into(),
+                    created_at: run.t_outage,
+                    scheduled_for: None,
+                    started_at: Some(run.t_outage),
+                    state: serde_json::to_value(run).unwrap(),
+                })
+                .await
+                .unwrap();
+        }
+
+        async fn inputs(&self, id: Uuid) -> Vec<(String, String, Value)> {
+            self.store
+                .drill_inputs_after(Some(id), 0, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.kind, i.actor, i.detail))
+                .collect()
+        }
+
+        async fn audited(&self, action: &str) -> Vec<(String, String)> {
+            let filter = AuditFilter {
+                action: Some(action.into()),
+                ..Default::default()
+            };
+            self.store
+                .list_audit(&filter, Page::first(100))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.actor, e.target))
+                .collect()
+        }
+    }
+
+    /// A successful report of `task` finished at `at`.
+    fn report(task: &DrillTask, at: Timestamp) -> DrillReport {
+        DrillReport {
+            task_id: task.task_id.clone(),
+            drill_id: task.drill_id,
+            host: "dr01".into(),
+            started_at: at - SignedDuration::from_secs(60),
+            finished_at: at,
+            outcome: Outcome::Success,
+            error: None,
+            probe: match &task.action {
+                TaskAction::Probe { targets, .. } => Some(ProbeResult {
+                    free_bytes: 1 << 40,
+                    targets: targets
+                        .iter()
+                        .map(|x| ProbeTargetResult {
+                            system: x.system.clone(),
+                            repository: x.repository.clone(),
+                            credentials: true,
+                            reachable: true,
+                            snapshot_present: true,
+                            problem: None,
+                        })
+                        .collect(),
+                }),
+                _ => None,
+            },
+            restore: matches!(task.action, TaskAction::Restore(_)).then(|| RestoreResult {
+                snapshot: "0123abcd".into(),
+                repository: "sim-offsite".parse().unwrap(),
+                capture_time: Some(t("2026-03-01T10:00:00Z")),
+                files: 10,
+                bytes: 600_000_000,
+                seconds: 60.0,
+                verified_files: None,
+                tree_digest: None,
+            }),
+            command: None,
+        }
+    }
+
+    /// A drill of `plan` started at NOW, through readiness and the restore: its gate waits.
+    fn at_the_gate(app: &App, plan: &str) -> DrillRun {
+        let plan = app.policy.drills.get(plan).unwrap().clone();
+        let start = t(NOW);
+        let mut run = DrillRun::start(StartInput {
+            id: Uuid::new_v4(),
+            plan,
+            policy_digest: app.policy.digest.clone(),
+            started_by: "user:operator".into(),
+            now: start,
+            systems: vec![Planned {
+                system: SYSTEM.parse().unwrap(),
+                tier: app.policy.systems.get(SYSTEM).unwrap().tier.clone(),
+                point: Some(RestorePoint {
+                    system: SYSTEM.parse().unwrap(),
+                    snapshot: "0123abcd".into(),
+                    repository: "sim-offsite".parse().unwrap(),
+                    location: Location::Remote,
+                    immutable: false,
+                    t_cap: t("2026-03-01T10:00:00Z"),
+                    t_avail: t("2026-03-01T10:30:00Z"),
+                    bytes: Some(600_000_000),
+                    files: Some(10),
+                }),
+                reasons: vec![],
+                prerequisites: vec![],
+                policy_files: vec![],
+            }],
+            extrapolated: vec![],
+            standby_last_seen: Some(start),
+            agent_lost_after: SignedDuration::from_secs(180),
+        });
+        for minutes in [1, 10] {
+            let at = start + SignedDuration::from_mins(minutes);
+            for task in run.open_tasks() {
+                run.on_report(&report(&task, at), at);
+            }
+        }
+        assert_eq!(run.phase, Phase::Running);
+        assert_eq!(run.steps[1].state, StepState::Running, "{:?}", run.log);
+        run
+    }
+
+    /// Ends `run` by an abort and its clean-up, stores it ended and seals its record.
+    async fn seal(app: &App, mut run: DrillRun) -> DrillRecord {
+        let at = t(NOW) + SignedDuration::from_mins(20);
+        run.abort("operator", "end of test", at).unwrap();
+        for task in run.open_tasks() {
+            run.on_report(&report(&task, at), at);
+        }
+        assert!(run.is_ended());
+        let drill = app.store.get_drill(run.id).await.unwrap().unwrap();
+        app.store
+            .update_drill(
+                run.id,
+                drill.version,
+                &DrillChange {
+                    status: DrillStatus::Aborted,
+                    state: serde_json::to_value(&run).unwrap(),
+                    started_at: Some(run.t_outage),
+                    finished_at: run.ended_at,
+                },
+            )
+            .await
+            .unwrap();
+        let (mut rec, files) = build::record(&run, &app.policy, 0);
+        let (bytes, sha) = record::bundle(&files).unwrap();
+        rec.bundle_sha256 = Some(sha);
+        let mut sealed = None;
+        app.store
+            .seal_drill_with::<StoreError>(run.id, Some(&bytes), |link| {
+                let r = record::seal(rec.clone(), &link.previous_hash);
+                sealed = Some(r.clone());
+                Ok(SealedRecord {
+                    record: serde_json::to_string(&r).unwrap(),
+                    record_hash: r.record_hash,
+                })
+            })
+            .await
+            .unwrap();
+        sealed.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_viewer_reads_but_cannot_start_approve_or_abort() {
+        let app = app().await;
+        let run = at_the_gate(&app, "branch");
+        app.seed(&run, DrillStatus::Running).await;
+        let id = run.id;
+        for (path, body) in [
+            (
+                DRILLS_PATH.to_string(),
+                serde_json::json!({ "plan": "branch" }),
+            ),
+            (
+                format!("/api/v1/drills/{id}/approve"),
+                serde_json::json!({ "step": "business-check" }),
+            ),
+            (format!("/api/v1/drills/{id}/abort"), serde_json::json!({})),
+        ] {
+            let a = app.post(&path, "viewer", body).await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}: {}", a.text());
+        }
+        assert_eq!(
+            app.get("/api/v1/drill-plans/branch/preview", "viewer")
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert!(app.inputs(id).await.is_empty());
+        for path in [
+            DRILLS_PATH.to_string(),
+            format!("/api/v1/drills/{id}"),
+            DRILL_PLANS_PATH.to_string(),
+            DRILL_CALENDAR_PATH.to_string(),
+            DRILL_CHAIN_PATH.to_string(),
+        ] {
+            let a = app.get(&path, "viewer").await;
+            assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text());
+        }
+        assert_eq!(
+            app.get(DRILLS_PATH, "nobody").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn starting_a_drill_stores_a_scheduled_row_once_per_plan() {
+        let app = app().await;
+        let a = app
+            .post(
+                DRILLS_PATH,
+                "operator",
+                serde_json::json!({ "plan": "branch" }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+        let started: StartedDrill = serde_json::from_slice(&a.bytes).unwrap();
+        assert_eq!(
+            (started.plan.as_str(), started.status.as_str()),
+            ("branch", "scheduled")
+        );
+        let stored = app.store.get_drill(started.id).await.unwrap().unwrap();
+        assert_eq!(stored.status, DrillStatus::Scheduled);
+        assert_eq!(stored.created_by, "user:operator");
+        let requested: Requested = serde_json::from_value(stored.state).unwrap();
+        assert_eq!(
+            (requested.requested_by.as_str(), requested.requested_at),
+            ("user:operator", t(NOW))
+        );
+        assert_eq!(
+            app.audited("drill.start").await,
+            [("user:operator".to_string(), format!("drill:{}", started.id))]
+        );
+
+        // A second drill of the plan while this one is active: 409, nothing stored.
+        let again = app
+            .post(
+                DRILLS_PATH,
+                "admin",
+                serde_json::json!({ "plan": "branch" }),
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text());
+        assert!(
+            again.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("already scheduled")
+        );
+        // Another plan, scheduled for later.
+        let later = app
+            .post(
+                DRILLS_PATH,
+                "operator",
+                serde_json::json!({ "plan": "branch-admin", "at": "2026-03-02T08:00:00Z" }),
+            )
+            .await;
+        assert_eq!(later.status, StatusCode::CREATED, "{}", later.text());
+        let unknown = app
+            .post(
+                DRILLS_PATH,
+                "operator",
+                serde_json::json!({ "plan": "nope" }),
+            )
+            .await;
+        assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text());
+        let bad = app
+            .post(
+                DRILLS_PATH,
+                "operator",
+                serde_json::json!({ "plan": "branch", "x": 1 }),
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+        // Listed newest first, filtered, paged.
+        let page: DrillsPage =
+            serde_json::from_slice(&app.get(DRILLS_PATH, "viewer").await.bytes).unwrap();
+        assert_eq!(page.drills.len(), 2);
+        let plans: Vec<&str> = page.drills.iter().map(|d| d.plan.as_str()).collect();
+        assert_eq!(plans.len(), 2);
+        assert!(
+            page.drills
+                .iter()
+                .all(|d| d.status == "scheduled" && d.phase.is_none())
+        );
+        let one: DrillsPage = serde_json::from_slice(
+            &app.get("/api/v1/drills?plan=branch-admin&limit=1", "viewer")
+                .await
+                .bytes,
+        )
+        .unwrap();
+        assert_eq!(one.drills.len(), 1);
+        assert_eq!(one.drills[0].scheduled_for, Some(t("2026-03-02T08:00:00Z")));
+        assert_eq!(
+            app.get("/api/v1/drills?status=bogus", "viewer")
+                .await
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        let detail = app
+            .get(&format!("/api/v1/drills/{}", started.id), "viewer")
+            .await
+            .json();
+        assert_eq!(detail["requested"]["requested_by"], "user:operator");
+        assert_eq!(detail["run"], Value::Null);
+    }
+
+    #[tokio::test]
+    async fn an_approval_is_queued_only_for_a_waiting_gate_and_a_sufficient_role() {
+        let app = app().await;
+        // A scheduled drill has no gate waiting yet.
+        let a = app
+            .post(
+                DRILLS_PATH,
+                "operator",
+                serde_json::json!({ "plan": "branch" }),
+            )
+            .await;
+        let scheduled: StartedDrill = serde_json::from_slice(&a.bytes).unwrap();
+        let approve = |id: Uuid| format!("/api/v1/drills/{id}/approve");
+        let gate = serde_json::json!({ "step": "business-check", "comment": "books balance" });
+        let refused = app
+            .post(&approve(scheduled.id), "operator", gate.clone())
+            .await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text());
+        assert!(
+            refused.text().contains("has not started"),
+            "{}",
+            refused.text()
+        );
+
+        // A drill still in readiness: the gate is pending.
+        let mut early = at_the_gate(&app, "branch-admin");
+        early.id = Uuid::new_v4();
+        early.steps[1].state = StepState::Pending;
+        app.seed(&early, DrillStatus::Running).await;
+        let refused = app.post(&approve(early.id), "admin", gate.clone()).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT);
+        assert!(
+            refused.text().contains("is not waiting for approval"),
+            "{}",
+            refused.text()
+        );
+
+        // A gate that waits, for an admin: an operator is refused, an admin is queued.
+        let run = at_the_gate(&app, "branch-admin");
+        app.seed(&run, DrillStatus::Running).await;
+        let detail = app
+            .get(&format!("/api/v1/drills/{}", run.id), "viewer")
+            .await
+            .json();
+        assert_eq!(detail["run"]["steps"][1]["awaiting_approval"], true);
+        assert_eq!(detail["run"]["steps"][1]["role"], "admin");
+        assert_eq!(detail["run"]["phase"], "running");
+        assert_eq!(
+            detail["run"]["systems"][0]["tasks"][0]["state"],
+            "succeeded"
+        );
+        assert_eq!(
+            detail["run"]["systems"][0]["tasks"][0]["report"]["restore"]["bytes"],
+            600_000_000
+        );
+        let low = app.post(&approve(run.id), "operator", gate.clone()).await;
+        assert_eq!(low.status, StatusCode::CONFLICT);
+        assert!(
+            low.text().contains("needs the admin role"),
+            "{}",
+            low.text()
+        );
+        for (step, why) in [("restore", "is not a gate"), ("nope", "does not exist")] {
+            let a = app
+                .post(
+                    &approve(run.id),
+                    "admin",
+                    serde_json::json!({ "step": step }),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::CONFLICT);
+            assert!(a.text().contains(why), "{}", a.text());
+        }
+        assert!(app.inputs(run.id).await.is_empty());
+        let ok = app.post(&approve(run.id), "admin", gate).await;
+        assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.text());
+        let inputs = app.inputs(run.id).await;
+        assert_eq!(inputs.len(), 1);
+        let (kind, actor, detail) = &inputs[0];
+        assert_eq!(
+            (kind.as_str(), actor.as_str()),
+            (APPROVE_INPUT, "user:admin")
+        );
+        let detail: ApproveDetail = serde_json::from_value(detail.clone()).unwrap();
+        assert_eq!(
+            (detail.step.as_str(), detail.role, detail.comment.as_str()),
+            ("business-check", GateRole::Admin, "books balance")
+        );
+        assert_eq!(app.audited("drill.approve").await.len(), 1);
+        assert_eq!(
+            app.post(
+                &approve(Uuid::new_v4()),
+                "admin",
+                serde_json::json!({ "step": "x" })
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn an_abort_is_queued_until_the_drill_has_ended() {
+        let app = app().await;
+        let run = at_the_gate(&app, "branch");
+        app.seed(&run, DrillStatus::Running).await;
+        let path = format!("/api/v1/drills/{}/abort", run.id);
+        let a = app
+            .post(
+                &path,
+                "operator",
+                serde_json::json!({ "reason": "fire drill" }),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text());
+        let inputs = app.inputs(run.id).await;
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(inputs[0].0, ABORT_INPUT);
+        assert_eq!(inputs[0].2["reason"], "fire drill");
+        assert_eq!(app.audited("drill.abort").await.len(), 1);
+
+        seal(&app, run.clone()).await;
+        let ended = app.post(&path, "operator", serde_json::json!({})).await;
+        assert_eq!(ended.status, StatusCode::CONFLICT, "{}", ended.text());
+        assert!(ended.text().contains("has ended (aborted)"));
+        let nul = app
+            .post(
+                &path,
+                "operator",
+                serde_json::json!({ "reason": "a\u{0}b" }),
+            )
+            .await;
+        assert_eq!(nul.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn record_report_and_bundle_appear_when_sealed_and_the_chain_verifies() {
+        let app = app().await;
+        let chain: ChainView =
+            serde_json::from_slice(&app.get(DRILL_CHAIN_PATH, "viewer").await.bytes).unwrap();
+        assert_eq!(
+            chain,
+            ChainView {
+                ok: true,
+                records: 0,
+                error: None
+            }
+        );
+        let run = at_the_gate(&app, "branch");
+        app.seed(&run, DrillStatus::Running).await;
+        let id = run.id;
+        for (path, token) in [
+            (format!("/api/v1/drills/{id}/record"), "viewer"),
+            (format!("/api/v1/drills/{id}/report"), "viewer"),
+            (format!("/api/v1/drills/{id}/bundle"), "operator"),
+        ] {
+            let a = app.get(&path, token).await;
+            assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+            assert!(a.text().contains("no sealed record yet"), "{}", a.text());
+        }
+        assert_eq!(
+            app.get(&format!("/api/v1/drills/{id}/bundle"), "viewer")
+                .await
+                .status,
+            StatusCode::FORBIDDEN
+        );
+
+        let sealed = seal(&app, run).await;
+        let rec = app
+            .get(&format!("/api/v1/drills/{id}/record"), "viewer")
+            .await;
+        assert_eq!(rec.status, StatusCode::OK);
+        assert_eq!(rec.header(header::CONTENT_TYPE), "application/json");
+        let back: DrillRecord = serde_json::from_slice(&rec.bytes).unwrap();
+        assert_eq!(back, sealed);
+
+        let html = app
+            .get(&format!("/api/v1/drills/{id}/report"), "viewer")
+            .await;
+        assert_eq!(html.status, StatusCode::OK);
+        assert_eq!(
+            html.header(header::CONTENT_TYPE),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(html.header(header::CONTENT_SECURITY_POLICY), REPORT_CSP);
+        let page = html.text();
+        assert!(!page.contains("<script"), "the plan title is escaped");
+        assert!(page.contains("Branch &lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains(&sealed.record_hash));
+
+        let bundle = app
+            .get(&format!("/api/v1/drills/{id}/bundle"), "operator")
+            .await;
+        assert_eq!(bundle.status, StatusCode::OK);
+        assert_eq!(bundle.header(header::CONTENT_TYPE), "application/zstd");
+        assert_eq!(
+            bundle.header(header::CONTENT_DISPOSITION),
+            format!("attachment; filename=\"drill-{id}.tar.zst\"")
+        );
+        assert_eq!(
+            Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                &bundle.bytes
+            ))),
+            sealed.bundle_sha256
+        );
+
+        let chain: ChainView =
+            serde_json::from_slice(&app.get(DRILL_CHAIN_PATH, "viewer").await.bytes).unwrap();
+        assert_eq!((chain.ok, chain.records, chain.error), (true, 1, None));
+        let detail = app
+            .get(&format!("/api/v1/drills/{id}"), "viewer")
+            .await
+            .json();
+        assert_eq!(detail["seal"]["chain_seq"], 1);
+        assert_eq!(detail["seal"]["record_hash"], sealed.record_hash.as_str());
+        assert_eq!(detail["status"], "aborted");
+        assert_eq!(detail["ending"], "aborted");
+        assert_eq!(detail["verdict"], sealed.verdict.to_string());
+        assert_eq!(detail["run"]["phase"], "ended");
+
+        // The calendar and the plans read the sealed history.
+        let cal = app.get(DRILL_CALENDAR_PATH, "viewer").await.json();
+        assert_eq!(cal["regulatory"].as_array().unwrap().len(), 2);
+        let plans = app.get(DRILL_PLANS_PATH, "viewer").await.json();
+        let branch = plans
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == "branch")
+            .unwrap();
+        assert_eq!(branch["steps"][1]["action"], "gate");
+        assert_eq!(branch["standby"]["host"], "dr01");
+    }
+
+    #[tokio::test]
+    async fn the_preview_lists_the_systems_in_scope_and_refuses_unknown_plans() {
+        let app = app().await;
+        let a = app
+            .get("/api/v1/drill-plans/branch/preview", "operator")
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+        let p: Value = a.json();
+        assert_eq!(p["plan"], "branch");
+        assert_eq!(p["systems"][0]["system"], SYSTEM);
+        // No evidence stored: no restore point, and no throughput from past drills.
+        assert_eq!(p["systems"][0]["restore_point"], Value::Null);
+        assert!(!p["systems"][0]["reasons"].as_array().unwrap().is_empty());
+        assert_eq!(p["throughput_bytes_per_second"], Value::Null);
+        assert_eq!(
+            app.get("/api/v1/drill-plans/nope/preview", "operator")
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn the_chain_check_compares_the_stored_columns_with_the_records() {
+        let r = |n: u128, previous: &str| {
+            let mut rec = sample_record();
+            rec.header.drill_id = Uuid::from_u128(n);
+            record::seal(rec, previous)
+        };
+        let first = r(1, record::GENESIS_HASH);
+        let second = r(2, &first.record_hash);
+        let stored = |rec: &DrillRecord, seq: u64| {
+            (
+                rec.header.drill_id,
+                DrillSeal {
+                    link: super::super::store::ChainLink {
+                        seq,
+                        previous_hash: rec.previous_hash.clone(),
+                    },
+                    record: serde_json::to_string(rec).unwrap(),
+                    record_hash: rec.record_hash.clone(),
+                },
+            )
+        };
+        let chain = vec![stored(&first, 1), stored(&second, 2)];
+        assert_eq!(check_chain(&chain).records, 2);
+        assert!(check_chain(&chain).ok);
+
+        let mut column = chain.clone();
+        column[1].1.record_hash = "0".repeat(64);
+        let v = check_chain(&column);
+        assert!(!v.ok && v.error.unwrap().contains("record_hash column"));
+
+        let mut altered = chain.clone();
+        altered[0].1.record = altered[0].1.record.replace("test drill", "tset drill");
+        let v = check_chain(&altered);
+        assert!(!v.ok, "{v:?}");
+        assert!(v.error.unwrap().contains("altered"));
+
+        let removed = vec![chain[1].clone()];
+        assert!(!check_chain(&removed).ok);
+    }
+
+    fn sample_record() -> DrillRecord {
+        let run = DrillRun::start(StartInput {
+            id: Uuid::nil(),
+            plan: crate::drill::testkit::plan(
+                "p",
+                &crate::drill::testkit::body(
+                    "restore-test",
+                    r#"{ kind = "component-loss", system = "x" }"#,
+                    r#"{ systems = ["x"] }"#,
+                ),
+            ),
+            policy_digest: "d".into(),
+            started_by: "user:a".into(),
+            now: t(NOW),
+            systems: vec![],
+            extrapolated: vec![],
+            standby_last_seen: None,
+            agent_lost_after: SignedDuration::from_secs(60),
+        });
+        let policy = crate::assess::testkit::policy();
+        build::record(&run, &policy, 0).0
+    }
+
+    #[test]
+    fn past_throughput_weights_each_restore_by_its_bytes() {
+        let mut rec = sample_record();
+        assert_eq!(past_throughput(std::slice::from_ref(&rec)), None);
+        let result = |system: &str, bytes: u64, rate: Option<f64>| record::SystemRecord {
+            result: crate::drill::measure::SystemResult {
+                system: system.parse().unwrap(),
+                tier: "T1".parse().unwrap(),
+                achieved_rpo_seconds: None,
+                rpo_target_seconds: 1,
+                it_rto_seconds: None,
+                it_rto_target_seconds: 1,
+                business_rto_seconds: None,
+                business_rto_target_seconds: 1,
+                rto_from_declaration_seconds: None,
+                decision_latency_seconds: None,
+                throughput_bytes_per_second: rate,
+                verdict: Verdict::Pass,
+                reasons: vec![],
+            },
+            restore_point: None,
+            bytes_restored: bytes,
+            files_restored: 1,
+            tree_digest: None,
+        };
+        // 100 MB at 10 MB/s (10 s) and 300 MB at 30 MB/s (10 s): 400 MB in 20 s.
+        rec.results = vec![
+            result("a", 100_000_000, Some(10_000_000.0)),
+            result("b", 300_000_000, Some(30_000_000.0)),
+            result("c", 0, Some(1.0)),
+            result("d", 5, None),
+        ];
+        assert_eq!(past_throughput(&[rec.clone()]), Some(20_000_000.0));
+        let h = history_item(&rec);
+        assert_eq!(h.plan.as_str(), "p");
+        assert!(h.failed.is_empty());
+    }
+}
