@@ -43,6 +43,7 @@ use lifeboat::api::{
 };
 use lifeboat::clock::Clock;
 use lifeboat::coordinator::config::CoordinatorConfig;
+use lifeboat::coordinator::drills_api::{self, DrillsApi};
 use lifeboat::coordinator::fleet_api::{self, FleetApi, PolicyLoads};
 use lifeboat::coordinator::metrics::Metrics;
 use lifeboat::coordinator::store::{Role, Store, StoreError};
@@ -763,7 +764,11 @@ impl Coordinator {
             sweep.clone(),
             loads,
         ));
-        let app = server::app(store.clone(), policy, clock, Metrics::new(), sweep).merge(fleet);
+        let drills =
+            drills_api::router(DrillsApi::new(store.clone(), policy.clone(), clock.clone()));
+        let app = server::app(store.clone(), policy, clock, Metrics::new(), sweep)
+            .merge(fleet)
+            .merge(drills);
         let mut c = Coordinator {
             rt,
             app,
@@ -921,6 +926,9 @@ enum BodyEndpoint {
     UpdateUser,
     CreateToken,
     CreateEnrolmentToken,
+    StartDrill,
+    ApproveDrill,
+    AbortDrill,
 }
 
 const BODY_ENDPOINTS: &[BodyEndpoint] = &[
@@ -933,6 +941,9 @@ const BODY_ENDPOINTS: &[BodyEndpoint] = &[
     BodyEndpoint::UpdateUser,
     BodyEndpoint::CreateToken,
     BodyEndpoint::CreateEnrolmentToken,
+    BodyEndpoint::StartDrill,
+    BodyEndpoint::ApproveDrill,
+    BodyEndpoint::AbortDrill,
 ];
 
 impl BodyEndpoint {
@@ -963,6 +974,22 @@ impl BodyEndpoint {
             BodyEndpoint::CreateEnrolmentToken => (
                 Method::POST,
                 "/api/v1/enrolment-tokens",
+                Caller::Admin,
+                PEOPLE_LIMIT,
+            ),
+            BodyEndpoint::StartDrill => {
+                (Method::POST, "/api/v1/drills", Caller::Admin, PEOPLE_LIMIT)
+            }
+            // No such drill: a valid body answered 404.
+            BodyEndpoint::ApproveDrill => (
+                Method::POST,
+                "/api/v1/drills/00000000-0000-0000-0000-000000000000/approve",
+                Caller::Admin,
+                PEOPLE_LIMIT,
+            ),
+            BodyEndpoint::AbortDrill => (
+                Method::POST,
+                "/api/v1/drills/00000000-0000-0000-0000-000000000000/abort",
                 Caller::Admin,
                 PEOPLE_LIMIT,
             ),
@@ -1005,6 +1032,12 @@ impl BodyEndpoint {
             BodyEndpoint::CreateEnrolmentToken => json!({
                 "host": HOST, "site": SITE, "valid": "24h",
             }),
+            // No such plan: a valid body answered 404, and no drill is stored.
+            BodyEndpoint::StartDrill => json!({
+                "plan": format!("fuzz-{nonce}"), "at": "2026-03-02T08:00:00Z",
+            }),
+            BodyEndpoint::ApproveDrill => json!({"step": "business-check", "comment": "ok"}),
+            BodyEndpoint::AbortDrill => json!({"reason": format!("fuzz {nonce}")}),
         }
     }
 }
@@ -1146,7 +1179,7 @@ fn query_value() -> impl Strategy<Value = String> {
 
 const QUERY_KEYS: &[&str] = &[
     "actor", "action", "target", "since", "until", "limit", "offset", "after", "tier", "site",
-    "scenario", "status", "system", "host", "kind", "outcome", "state", "unknown", "",
+    "scenario", "status", "system", "host", "kind", "outcome", "state", "plan", "unknown", "",
 ];
 
 /// The endpoints that read a query (`{q}`) or a path parameter (`{v}`), and the headers the
@@ -1165,6 +1198,11 @@ const URI_TARGETS: &[(&str, &str, Caller)] = &[
     ("POST", "/api/v1/agents/{v}/revoke", Caller::Admin),
     ("GET", "/api/v1/systems/{v}", Caller::Admin),
     ("POST", "/api/v1/systems/{v}/backup-now", Caller::Admin),
+    ("GET", "/api/v1/drills?{q}", Caller::Admin),
+    ("GET", "/api/v1/drills/{v}", Caller::Admin),
+    ("GET", "/api/v1/drills/{v}/report", Caller::Admin),
+    ("GET", "/api/v1/drills/{v}/bundle", Caller::Admin),
+    ("GET", "/api/v1/drill-plans/{v}/preview", Caller::Admin),
     ("GET", "/api/v1/{v}", Caller::Admin),
     ("GET", ASSIGNMENT_PATH, Caller::Agent),
     ("GET", ASSIGNMENT_PATH, Caller::Nobody),

@@ -7,7 +7,8 @@
 //! * A password or token never leaves this module in clear except once, to the caller that
 //!   just created it (to show it to its owner). The store only ever sees a [`PasswordHash`] or a
 //!   [`TokenHash`].
-//! * Every route of the people routers ([`super::people_api`], [`super::fleet_api`]) is in
+//! * Every route of the people routers ([`super::people_api`], [`super::fleet_api`],
+//!   [`super::drills_api`], the alerts API) is in
 //!   [`ROLE_MATRIX`]; the [`gate`] middleware looks each request up there and *fails closed*: a
 //!   route missing from the matrix answers 500, never runs its handler. A unit test checks that
 //!   the routers and the matrix list the same routes.

@@ -48,8 +48,9 @@ use crate::drill::select::{PassedOver, RestorePoint};
 use crate::drill::{build, render};
 use crate::policy::{DrillId, DrillPlan, GateRole, Policy, RepoId, SiteId, SystemId};
 
-/// The largest request body accepted (a plan name, a step name, a comment or a reason).
-const MAX_BODY: usize = 16 << 10;
+/// The largest request body accepted (a plan name, a step name, a comment or a reason): the
+/// people API's limit.
+const MAX_BODY: usize = 64 << 10;
 /// Drills per page unless `limit` says otherwise (at most [`Page::MAX_LIMIT`]).
 const DEFAULT_LIMIT: u32 = 50;
 /// How many of the latest sealed records the preview's throughput is taken from.
