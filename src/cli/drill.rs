@@ -28,8 +28,8 @@ use crate::coordinator::drills::{
     ABORT_INPUT, APPROVE_INPUT, AbortDetail, ApproveDetail, Requested, runs_in_scope,
 };
 use crate::coordinator::store::{
-    DrillChange, DrillFilter, DrillSeal, DrillStatus, DrillUpdate, GENESIS_HASH, NewAuditEntry,
-    NewDrill, Store, StoreError, StoredDrill,
+    DrillFilter, DrillSeal, DrillStatus, GENESIS_HASH, NewAuditEntry, NewDrill, Store, StoreError,
+    StoredDrill,
 };
 use crate::drill::build::{self, Preview};
 use crate::drill::calendar::{self, DrillHistoryItem};
@@ -454,7 +454,7 @@ async fn start(ctx: &Ctx, name: &str, at: Option<Timestamp>, wait: bool) -> Resu
         })
         .await?;
     ctx.audit(
-        "drill.requested",
+        "drill.start",
         id,
         json!({ "plan": name, "scheduled_for": at }),
     )
@@ -662,10 +662,27 @@ async fn show(ctx: &Ctx, id: &str) -> Result<Exit> {
     let drill = find_drill(&ctx.store, id).await?;
     let run = run_state(&drill);
     let rec = drill.seal.as_ref().and_then(parse_record);
+    // Approvals and aborts asked for that the orchestrator has not applied yet.
+    let pending = if drill.status.is_active() {
+        let applied = run.as_ref().map_or(0, |r| r.inputs_applied);
+        ctx.store
+            .drill_inputs_after(Some(drill.id), applied, 100)
+            .await?
+            .into_iter()
+            .filter(|i| i.kind != crate::coordinator::store::REPORT_INPUT)
+            .collect()
+    } else {
+        Vec::new()
+    };
     if ctx.json {
+        let pending: Vec<Value> = pending
+            .iter()
+            .map(|i| json!({ "id": i.id, "kind": i.kind, "actor": i.actor, "at": i.at, "detail": i.detail }))
+            .collect();
         print_json(&json!({
             "drill": Summary::of(&drill),
             "version": drill.version,
+            "pending_inputs": pending,
             "state": drill.state,
             "seal": drill.seal.as_ref().map(|s| json!({
                 "seq": s.link.seq,
@@ -699,14 +716,30 @@ async fn show(ctx: &Ctx, id: &str) -> Result<Exit> {
             println!("  could not be carried out: {}", state_error(&drill.state))
         }
         (Some(run), _) => print_run(run),
-        (None, _) => {
-            let reason = drill
-                .state
-                .get("aborted")
-                .and_then(|a| a.get("reason"))
+        (None, _) => println!("  its stored state cannot be read"),
+    }
+    if !pending.is_empty() {
+        println!("Asked for, to be applied at the coordinator's next tick:");
+        for i in &pending {
+            let what = i
+                .detail
+                .get("step")
+                .and_then(Value::as_str)
+                .map(|s| format!(" of gate {s}"))
+                .unwrap_or_default();
+            let why = i
+                .detail
+                .get("reason")
+                .or_else(|| i.detail.get("comment"))
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            println!("  ended before it started{}", sentence(reason));
+            println!(
+                "  {}{what} by {} at {}{}",
+                i.kind,
+                i.actor,
+                when(i.at),
+                sentence(why)
+            );
         }
     }
     if let (Some(seal), Some(rec)) = (&drill.seal, &rec) {
@@ -717,7 +750,7 @@ async fn show(ctx: &Ctx, id: &str) -> Result<Exit> {
         for r in &rec.results {
             println!(
                 "  {:<24} {:<22} RPO {}  IT RTO {}  business RTO {}",
-                r.result.system,
+                r.result.system.as_str(),
                 r.result.verdict.to_string(),
                 opt_secs(r.result.achieved_rpo_seconds),
                 opt_secs(r.result.it_rto_seconds),
@@ -725,7 +758,12 @@ async fn show(ctx: &Ctx, id: &str) -> Result<Exit> {
             );
         }
         for f in &rec.findings {
-            println!("  finding ({:?}, {:?}): {}", f.category, f.severity, f.text);
+            println!(
+                "  finding ({}, {}): {}",
+                kebab(&f.category),
+                kebab(&f.severity),
+                f.text
+            );
         }
         println!("  record hash   {}", seal.record_hash);
         println!(
@@ -830,8 +868,8 @@ fn print_run(run: &DrillRun) {
             .collect();
         println!(
             "  {:<24} {:<4} {stage}; {point}{}",
-            s.system,
-            s.tier,
+            s.system.as_str(),
+            s.tier.as_str(),
             if tasks.is_empty() {
                 String::new()
             } else {
@@ -944,9 +982,9 @@ async fn approve(ctx: &Ctx, id: &str, step: &str, comment: &str) -> Result<Exit>
         )
         .await?;
     ctx.audit(
-        "drill.approved",
+        "drill.approve",
         drill.id,
-        json!({ "step": step, "comment": comment }),
+        json!({ "step": step, "comment": comment, "input": input }),
     )
     .await?;
     if ctx.json {
@@ -971,41 +1009,16 @@ async fn abort(ctx: &Ctx, id: &str, reason: &str) -> Result<Exit> {
     }
     let who = actor();
     let now = ctx.clock.now();
-    // A drill not started yet is called off in its row: nothing ran, so there is nothing to
-    // clean up or record. If the orchestrator started it meanwhile, the row moved on and the
-    // abort goes through the drill's inputs like a running drill's.
-    if drill.status == DrillStatus::Scheduled {
-        let mut state = drill.state.clone();
-        if let Value::Object(map) = &mut state {
-            map.insert(
-                "aborted".into(),
-                json!({ "by": who, "at": now, "reason": reason }),
-            );
-        }
-        let change = DrillChange {
-            status: DrillStatus::Aborted,
-            state,
-            started_at: None,
-            finished_at: Some(now),
-        };
-        if let DrillUpdate::Updated(_) = ctx
-            .store
-            .update_drill(drill.id, drill.version, &change)
-            .await?
-        {
-            ctx.audit(
-                "drill.aborted",
-                drill.id,
-                json!({ "reason": reason, "before_start": true }),
-            )
-            .await?;
-            if ctx.json {
-                print_json(&json!({ "id": drill.id, "status": "aborted", "before_start": true }));
-            } else {
-                println!("drill {} called off before it started", drill.id);
-            }
-            return Ok(Exit::Ok);
-        }
+    // As through the API: the abort goes into the drill's inputs, and the orchestrator applies
+    // it (a scheduled drill is started and aborted in the same tick, so it is recorded too).
+    // A drill cleaning up has nothing left to abort.
+    if let Some(mut copy) = run_state(&drill)
+        && copy.abort(&who, reason, now).is_err()
+    {
+        return Err(DrillCliError::Refused(format!(
+            "drill {} is cleaning up after its end already",
+            drill.id
+        )));
     }
     let detail = AbortDetail {
         reason: reason.to_string(),
@@ -1021,18 +1034,23 @@ async fn abort(ctx: &Ctx, id: &str, reason: &str) -> Result<Exit> {
         )
         .await?;
     ctx.audit(
-        "drill.aborted",
+        "drill.abort",
         drill.id,
-        json!({ "reason": reason, "before_start": false }),
+        json!({ "reason": reason, "input": input }),
     )
     .await?;
     if ctx.json {
         print_json(&json!({ "id": drill.id, "status": "aborting", "input": input }));
     } else {
         println!(
-            "drill {} will be aborted at the coordinator's next tick (open tasks dropped, then \
+            "drill {} is aborted at the coordinator's next tick{} (open tasks withdrawn, then \
              clean-up and its record)",
-            drill.id
+            drill.id,
+            match (drill.status, drill.scheduled_for) {
+                (DrillStatus::Scheduled, Some(t)) if t > now =>
+                    format!(", which starts it at {}", when(t)),
+                _ => String::new(),
+            }
         );
     }
     Ok(Exit::Ok)
@@ -1381,6 +1399,14 @@ fn sentence(detail: &str) -> String {
         String::new()
     } else {
         format!(": {detail}")
+    }
+}
+
+/// A unit enum's serde name (`technical`, `high`).
+fn kebab(v: &impl Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        _ => "?".into(),
     }
 }
 
