@@ -386,7 +386,7 @@ impl Orchestrator {
             .map(|s| s.system.clone())
             .chain(run.extrapolated.iter().cloned());
         for id in ids {
-            if policy.systems.get(&id).is_none() {
+            if !policy.systems.contains_key(&id) {
                 continue;
             }
             if let Ok(runs) = self
