@@ -103,8 +103,8 @@ pub use checks::{
     Subset, SubsetError,
 };
 pub use evidence::{
-    Capture, CopyView, IngestError, Inventory, RepoColumn, SnapshotEntry, SnapshotId,
-    SourceSize, SystemEvidence, WriteFailure, WriteHistory,
+    Capture, CopyView, IngestError, Inventory, RepoColumn, SnapshotEntry, SnapshotId, SourceSize,
+    SystemEvidence, WriteFailure, WriteHistory,
 };
 pub use fleet::{FleetSummary, StatusCounts};
 pub use health::{AgentHealth, AgentStatus, ClockCorrection, HealthIssue, HeartbeatSeen};
