@@ -2,7 +2,8 @@
 //! creates in a tempdir, with the repository's `policies/` (its drill plans included):
 //!
 //! * on an empty history, `drill plan` shows every system in scope in restore order without a
-//!   restore point, and exits 0 (it is a preview);
+//!   restore point, and exits 0 (it is a preview); with backups recorded, it picks the newest
+//!   copy the scenario allows and says why a newer one is passed over;
 //! * `drill run` schedules one drill per plan (a second is refused with exit 10), `drill list`
 //!   and `drill show` show it, `drill approve` is refused while no gate waits, `drill abort`
 //!   appends an abort input; each change is audited as `cli:<login>`;
@@ -25,11 +26,14 @@ use common::{free_port, lifeboat, wait_ready};
 use jiff::{SignedDuration, Timestamp};
 use lifeboat::coordinator::drills::Requested;
 use lifeboat::coordinator::store::{
-    AuditFilter, DrillChange, DrillStatus, NewDrill, Page, SealedRecord, Store, StoreError,
+    AuditFilter, DrillChange, DrillStatus, Enrolment, EnrolmentToken, NewAgent, NewDrill, Page,
+    SealedRecord, Store, StoreError, TokenHash,
 };
 use lifeboat::drill::build;
 use lifeboat::drill::machine::{DrillRun, StartInput};
 use lifeboat::drill::record;
+use lifeboat::run::{Outcome, RepoResult, RunKind, RunRecord, SourceStats};
+use lifeboat::secret::Secret;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -523,4 +527,122 @@ fn run_wait_follows_a_drill_to_its_sealed_record() {
     assert_eq!(record["header"]["started_by"], "cli:tester");
     // The plan is free again.
     c.drill_code(0, &["run", "yuncheng-restore-test"]);
+}
+
+/// A successful backup of linfen-finance captured at `at`, at each of `copies` (repository,
+/// location, available at).
+fn backup(id: &str, at: Timestamp, copies: &[(&str, &str, Timestamp)]) -> RunRecord {
+    let mut r = RunRecord::start(RunKind::Backup, id.into(), "linfen-fs01".into(), at);
+    r.system = Some("linfen-finance".into());
+    r.site = Some("linfen".into());
+    r.tier = Some("T1".into());
+    r.capture_time = Some(at);
+    r.finished_at = at + SignedDuration::from_secs(60);
+    r.snapshot_id = Some(id.into());
+    r.outcome = Outcome::Success;
+    r.source = Some(SourceStats {
+        files: 1000,
+        bytes: 3 << 30,
+        ..SourceStats::default()
+    });
+    r.repositories = copies
+        .iter()
+        .map(|(repo, location, available)| RepoResult {
+            repository: (*repo).into(),
+            location: (*location).into(),
+            immutable: false,
+            outcome: Outcome::Success,
+            available_at: Some(*available),
+            snapshots: vec![id.into()],
+            bytes_added: 1,
+            seconds: 1.0,
+            error: None,
+        })
+        .collect();
+    r
+}
+
+#[test]
+fn plan_picks_the_newest_copy_the_scenario_allows() {
+    let c = coordinator();
+    c.drill_code(0, &["verify-chain"]);
+    let now = Timestamp::now();
+    let hours = |h: i64| now - SignedDuration::from_hours(h);
+    let older = "a1a1a1a1c0ffee00a1a1a1a1c0ffee00";
+    let newer = "b2b2b2b2c0ffee00b2b2b2b2c0ffee00";
+    runtime().block_on(async {
+        let store = Store::open(&c.url()).await.unwrap();
+        let hash = |t: &str| TokenHash::of(&Secret::new(t));
+        store
+            .create_enrolment_token(&EnrolmentToken {
+                hash: hash("enrol"),
+                host: "linfen-fs01".into(),
+                site: "linfen".into(),
+                created_by: "cli:tester".into(),
+                created_at: hours(10),
+                expires_at: now + SignedDuration::from_hours(1),
+                used_at: None,
+                used_by: None,
+            })
+            .await
+            .unwrap();
+        let agent = NewAgent {
+            id: Uuid::new_v4(),
+            token_hash: hash("agent"),
+            version: "0.1.0".into(),
+        };
+        let Enrolment::Enrolled(agent) = store
+            .enrol_agent(&hash("enrol"), &agent, hours(9))
+            .await
+            .unwrap()
+        else {
+            panic!("not enrolled")
+        };
+        // The older snapshot reached the off-site copy; the newer one is only on the branch's
+        // own disk, which a site-loss drill must not use.
+        let records = [
+            backup(
+                older,
+                hours(6),
+                &[
+                    ("linfen-local", "local", hours(6)),
+                    ("linfen-offsite", "remote", hours(5)),
+                ],
+            ),
+            backup(newer, hours(2), &[("linfen-local", "local", hours(2))]),
+        ];
+        for (seq, r) in records.iter().enumerate() {
+            store
+                .insert_run(agent.id, seq as u64 + 1, r, now)
+                .await
+                .unwrap();
+        }
+        store.close().await;
+    });
+
+    let preview = c.drill_json(0, &["plan", "linfen-site-loss"]);
+    let finance = &preview["systems"][0];
+    assert_eq!(finance["system"], "linfen-finance");
+    let chosen = &finance["selection"]["chosen"];
+    assert_eq!(chosen["snapshot"], older, "{finance}");
+    assert_eq!(chosen["repository"], "linfen-offsite");
+    assert_eq!(chosen["location"], "remote");
+    assert_eq!(chosen["bytes"], 3u64 << 30);
+    let passed = finance["selection"]["passed_over"].as_array().unwrap();
+    assert!(
+        passed.iter().any(|p| p["snapshot"] == newer),
+        "the newer snapshot is passed over: {finance}"
+    );
+    // The other systems still have none.
+    assert!(preview["systems"][1]["selection"]["chosen"].is_null());
+
+    let (text, _) = c.drill_code(0, &["plan", "linfen-site-loss"]);
+    assert!(
+        text.contains("snapshot a1a1a1a1 at linfen-offsite (remote)"),
+        "{text}"
+    );
+    assert!(text.contains("3.0 GiB"), "{text}");
+    assert!(text.contains("passed over b2b2b2b2"), "{text}");
+    // A preview writes nothing.
+    assert!(c.drill_json(0, &["list"]).as_array().unwrap().is_empty());
 }
