@@ -347,8 +347,9 @@ chain breaks and exits 6.")]
   lifeboat drill calendar
   lifeboat drill calendar --json | jq '.regulatory'
 
-Counts sealed drills that completed or stopped without failing. Exit code 0 when nothing is
-overdue, 8 when a plan, a regulatory drill or a system is overdue.")]
+Counts sealed drills whose verdict is not fail (a system counts when its own result is not
+fail). Exit code 0 when nothing is overdue, 8 when a plan, a regulatory drill or a system is
+overdue.")]
     Calendar,
 }
 

@@ -9,7 +9,6 @@
 //! bundles, verifies the hash chain and shows the drill calendar. It must not decide anything a
 //! drill decides (that is `crate::drill`), write SQL (that is the store) or print a secret.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -268,7 +267,7 @@ async fn plan(ctx: &Ctx, name: &str, at: Option<Timestamp>) -> Result<Exit> {
     let plan = find_plan(&policy, name, &ctx.policy_dir)?;
     let runs = runs_in_scope(&ctx.store, &policy, plan).await?;
     let chain = ctx.store.drill_chain().await?;
-    let throughput = past_throughput(&chain, name);
+    let throughput = past_throughput(&chain);
     let now = at.unwrap_or_else(|| ctx.clock.now());
     let preview = build::preview(&policy, plan, &runs, throughput, now);
     if ctx.json {
@@ -279,25 +278,10 @@ async fn plan(ctx: &Ctx, name: &str, at: Option<Timestamp>) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Restore throughput measured by past drills: the newest sealed record that measured one, of
-/// this plan if any did, else of any plan (bytes per second, the mean over its systems).
-fn past_throughput(chain: &[(Uuid, DrillSeal)], plan: &str) -> Option<f64> {
+/// Restore throughput measured by past drills, as the API's preview computes it.
+fn past_throughput(chain: &[(Uuid, DrillSeal)]) -> Option<f64> {
     let records: Vec<DrillRecord> = chain.iter().filter_map(|(_, s)| parse_record(s)).collect();
-    let measured = |r: &DrillRecord| {
-        let figures: Vec<f64> = r
-            .results
-            .iter()
-            .filter_map(|s| s.result.throughput_bytes_per_second)
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .collect();
-        (!figures.is_empty()).then(|| figures.iter().sum::<f64>() / figures.len() as f64)
-    };
-    records
-        .iter()
-        .rev()
-        .filter(|r| r.header.plan.as_str() == plan)
-        .find_map(measured)
-        .or_else(|| records.iter().rev().find_map(measured))
+    crate::coordinator::drills_api::past_throughput(&records)
 }
 
 fn print_preview(plan: &DrillPlan, p: &Preview, now: bool) {
@@ -1279,29 +1263,11 @@ async fn verify_chain(ctx: &Ctx) -> Result<Exit> {
 // ---------------------------------------------------------------------------------------------
 // calendar
 
-/// The history the calendar counts: one item per sealed record. Drills that were aborted or
-/// not ready count as failed (they showed nothing).
+/// The history the calendar counts: one item per readable sealed record, as the API counts it.
 fn history(rows: &[(Uuid, DrillSeal)]) -> Vec<DrillHistoryItem> {
     rows.iter()
         .filter_map(|(_, s)| parse_record(s))
-        .map(|r| {
-            let counted = matches!(r.header.status, DrillEnd::Completed | DrillEnd::Stopped);
-            DrillHistoryItem {
-                plan: r.header.plan.clone(),
-                drill_type: r.header.drill_type,
-                finished_at: r.header.finished_at.unwrap_or(r.header.started_at),
-                verdict: if counted { r.verdict } else { Verdict::Fail },
-                systems: r.scope.restored.clone(),
-                failed: r
-                    .results
-                    .iter()
-                    .filter(|s| !counted || s.result.verdict == Verdict::Fail)
-                    .map(|s| s.result.system.clone())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect(),
-            }
-        })
+        .map(|r| crate::coordinator::drills_api::history_item(&r))
         .collect()
 }
 
