@@ -2,8 +2,9 @@
 //! own, a stand-in coordinator offering drill tasks in heartbeat answers, and a real repository
 //! made by `lifeboat backup` at a "branch". The agent probes, restores, verifies, runs commands
 //! and cleans up, and reports each task once: a task offered again is not run again (its report
-//! is sent again), a task cut short by `kill -9` is reported `interrupted` after the restart,
-//! a wrong password, a missing snapshot, too little space, a tampered restore and a corrupted
+//! is sent again), a task cut short by `kill -9` (a command, a restore) is reported
+//! `interrupted` after the restart, a restore past its timeout is aborted within moments, a
+//! wrong password, a missing snapshot, too little space, a tampered restore and a corrupted
 //! pack fail with their reasons, and reports wait out a coordinator that refuses them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -83,9 +84,22 @@ retention = {{ keep-last = 3 }}
 
 impl World {
     fn new() -> World {
+        World::with_big_file(0)
+    }
+
+    /// A world whose source also holds `big` bytes of incompressible data (for restores that
+    /// take long enough to be cut short).
+    fn with_big_file(big: usize) -> World {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         make_dataset(&root.join("src"));
+        if big > 0 {
+            let mut rng = common::XorShift::new(7);
+            for i in 0..big.div_ceil(32 << 20) {
+                let n = (big - i * (32 << 20)).min(32 << 20);
+                std::fs::write(root.join(format!("src/big-{i}.bin")), rng.bytes(n)).unwrap();
+            }
+        }
         let policy = policy_text(root, "TEST_REPO_PASSWORD");
         let wrong_policy = policy_text(root, "TEST_WRONG_PASSWORD");
         std::fs::create_dir_all(root.join("branch/policies")).unwrap();
@@ -765,4 +779,80 @@ fn a_task_cut_short_by_kill_9_is_reported_interrupted_after_the_restart_and_not_
     // The agent goes on with new tasks.
     let next = task(drill, "2.command.drill", 60, command(&["true"], &[]));
     assert_eq!(w.run(&next, LIMIT).outcome, Outcome::Success);
+}
+
+#[test]
+fn a_restore_past_its_timeout_is_aborted_and_one_cut_short_by_kill_9_is_reported_interrupted() {
+    let w = World::with_big_file(256 << 20);
+    let mut agent = w.spawn(1);
+    let drill = uuid::Uuid::new_v4();
+
+    // Past its timeout, the restore is aborted and reported, and the agent goes on.
+    let slow_dir = w.restore_root().join("slow");
+    let slow = task(
+        drill,
+        "1.restore",
+        1,
+        TaskAction::Restore(w.target(&w.policy, &slow_dir)),
+    );
+    let started = std::time::Instant::now();
+    let r = w.run(&slow, LIMIT);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+    assert_eq!(
+        error_of(&r),
+        ("timeout".to_string(), "timed out after 1s".to_string())
+    );
+
+    // kill -9 while a restore runs; after the restart it is reported interrupted, not re-run.
+    let target_dir = w.restore_root().join(drill.to_string()).join(SYSTEM);
+    let restore = task(
+        drill,
+        "2.restore",
+        600,
+        TaskAction::Restore(w.target(&w.policy, &target_dir)),
+    );
+    w.standin.offer_drill_task(restore.clone());
+    wait_until(Duration::from_secs(60), "the restore to write", || {
+        w.standin
+            .heartbeats()
+            .iter()
+            .any(|h| h.drill_tasks_running.contains(&restore.task_id))
+            && has_a_file(&target_dir)
+    });
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    assert_eq!(
+        w.reports_of(&restore.task_id),
+        0,
+        "the restore finished before the kill: make the data bigger"
+    );
+    let partial = common::tree_digest(&target_dir);
+    let _agent = w.spawn(2);
+    let r = w.report(&restore.task_id, LIMIT);
+    let (kind, message) = error_of(&r);
+    assert_eq!(kind, "interrupted", "{message}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        common::tree_digest(&target_dir),
+        partial,
+        "the restore ran again"
+    );
+    w.assert_no_secrets(&(w.log(1) + &w.log(2)), "the agent logs");
+}
+
+/// Whether there is a regular file anywhere under `dir`.
+fn has_a_file(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|e| match e.file_type() {
+        Ok(t) if t.is_file() => true,
+        Ok(t) if t.is_dir() => has_a_file(&e.path()),
+        _ => false,
+    })
 }

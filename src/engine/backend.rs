@@ -170,10 +170,14 @@ impl ReadBudget {
         })
     }
 
-    /// Waits while the live heap is more than the budget above the lowest level seen.
-    fn wait_for_heap(&self) {
+    /// Waits while the live heap is more than the budget above the lowest level seen (not
+    /// once `abort` is set).
+    fn wait_for_heap(&self, abort: &AtomicBool) {
         let deadline = std::time::Instant::now() + BUDGET_WAIT;
         loop {
+            if abort.load(Ordering::Relaxed) {
+                return;
+            }
             let Some(live) = live_heap() else { return };
             let floor = self.heap_floor.fetch_min(live, Ordering::Relaxed).min(live);
             if live <= floor.saturating_add(self.total) || std::time::Instant::now() >= deadline {
@@ -183,19 +187,22 @@ impl ReadBudget {
         }
     }
 
-    fn acquire(self: &Arc<Self>, want: u64) -> Permit {
+    /// Takes `want` bytes of budget, waiting for them (not once `abort` is set: the read that
+    /// follows fails at once then).
+    fn acquire(self: &Arc<Self>, want: u64, abort: &AtomicBool) -> Permit {
         let want = want.min(self.total);
         let deadline = std::time::Instant::now() + BUDGET_WAIT;
         let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
-        while *available < want {
+        while *available < want && !abort.load(Ordering::Relaxed) {
             let now = std::time::Instant::now();
             if now >= deadline {
                 // Proceed over budget rather than risk a deadlock; the permit still returns it.
                 break;
             }
+            // In slices, so that an abort is seen while waiting.
             available = self
                 .freed
-                .wait_timeout(available, deadline - now)
+                .wait_timeout(available, (deadline - now).min(Duration::from_millis(100)))
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
@@ -483,13 +490,18 @@ impl ReadBackend for ObjectStoreBackend {
         let path = self.path(tpe, id);
         // u64 arithmetic: offset + length may overflow u32.
         let range: Range<u64> = u64::from(offset)..u64::from(offset) + u64::from(length);
-        if u64::from(length) < BUDGET_MIN_READ || !self.budgeted.load(Ordering::Relaxed) {
+        // An aborted operation fails at once rather than wait for budget first (`block_on`
+        // refuses before it polls the read).
+        if u64::from(length) < BUDGET_MIN_READ
+            || !self.budgeted.load(Ordering::Relaxed)
+            || self.abort.load(Ordering::Relaxed)
+        {
             return self.block_on("cannot read", &path, self.store.get_range(&path, range));
         }
         // Budget first, then the heap: a reader that waited for budget must still see the
         // memory that the reads before it turned into decompressed blobs.
-        let permit = self.budget.acquire(u64::from(length));
-        self.budget.wait_for_heap();
+        let permit = self.budget.acquire(u64::from(length), &self.abort);
+        self.budget.wait_for_heap(&self.abort);
         let bytes = self.block_on("cannot read", &path, self.store.get_range(&path, range))?;
         Ok(Bytes::from_owner(Budgeted {
             bytes,
@@ -567,12 +579,13 @@ mod tests {
     #[test]
     fn budget_blocks_until_returned_and_never_deadlocks() {
         let budget = ReadBudget::new(10);
-        let a = budget.acquire(8);
+        let go = AtomicBool::new(false);
+        let a = budget.acquire(8, &go);
         assert_eq!(*budget.available.lock().unwrap(), 2);
         let waiter = {
             let budget = budget.clone();
             std::thread::spawn(move || {
-                let p = budget.acquire(5);
+                let p = budget.acquire(5, &AtomicBool::new(false));
                 p.taken
             })
         };
@@ -582,7 +595,29 @@ mod tests {
         assert_eq!(waiter.join().unwrap(), 5);
         assert_eq!(*budget.available.lock().unwrap(), 10);
         // Requests larger than the whole budget are clamped, not refused.
-        assert_eq!(budget.acquire(100).taken, 10);
+        assert_eq!(budget.acquire(100, &go).taken, 10);
+    }
+
+    #[test]
+    fn an_abort_ends_a_wait_for_budget() {
+        let budget = ReadBudget::new(10);
+        let held = budget.acquire(10, &AtomicBool::new(false));
+        let abort = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (budget, abort) = (budget.clone(), abort.clone());
+            std::thread::spawn(move || budget.acquire(5, &abort).taken)
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!waiter.is_finished());
+        let asked = std::time::Instant::now();
+        abort.store(true, Ordering::Relaxed);
+        assert_eq!(waiter.join().unwrap(), 0, "an aborted wait takes nothing");
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
+        drop(held);
     }
 
     #[test]
