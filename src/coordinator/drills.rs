@@ -20,14 +20,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::store::{
-    DrillChange, DrillStatus, DrillUpdate, LeaseGuard, NewDrillTask, Page, SealedRecord, Store,
-    StoreError, StoredDrill,
+    DrillChange, DrillSeal, DrillStatus, DrillUpdate, LeaseGuard, NewDrillTask, Page, SealedRecord,
+    Store, StoreError, StoredDrill,
 };
 use crate::api::DrillReport;
 use crate::clock::Clock;
 use crate::drill::build;
 use crate::drill::machine::{DrillRun, Ending, SlotState, StartInput};
-use crate::drill::record;
+use crate::drill::record::{self, DrillRecord};
 use crate::policy::{GateRole, Policy};
 use crate::run::RunRecord;
 
@@ -435,4 +435,100 @@ pub async fn runs_in_scope(
         }
     }
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stored chain
+
+/// The first place where the stored chain does not hold.
+#[derive(Debug, Serialize)]
+pub struct ChainBreak {
+    pub drill: Uuid,
+    /// 1 for the first record.
+    pub position: u64,
+    pub problem: String,
+}
+
+/// Checks the stored chain: each row's columns against its record text (hash, link, drill id,
+/// position), then every hash and link recomputed by `record::verify_chain`. The verified
+/// records, or the first break in chain order.
+pub fn check_chain(rows: &[(Uuid, DrillSeal)]) -> Result<Vec<DrillRecord>, ChainBreak> {
+    let mut records: Vec<DrillRecord> = Vec::with_capacity(rows.len());
+    // A content problem of an earlier record comes before a column problem of a later one.
+    let earlier = |records: &[DrillRecord]| {
+        record::verify_chain(records).err().map(|e| {
+            let drill = chain_error_drill(&e);
+            ChainBreak {
+                drill,
+                position: rows
+                    .iter()
+                    .position(|(id, _)| *id == drill)
+                    .map_or(0, |p| p as u64 + 1),
+                problem: e.to_string(),
+            }
+        })
+    };
+    for (i, (id, seal)) in rows.iter().enumerate() {
+        let position = i as u64 + 1;
+        let at = |problem: String| ChainBreak {
+            drill: *id,
+            position,
+            problem,
+        };
+        let problem = if seal.link.seq != position {
+            Some(format!(
+                "drill {id} is stored at chain position {}, but it is record number {position}: \
+                 a record before it was removed",
+                seal.link.seq
+            ))
+        } else if i > 0 && seal.link.previous_hash != rows[i - 1].1.record_hash {
+            Some(format!(
+                "drill {id}'s stored previous_hash {} is not the stored record_hash {} of drill \
+                 {} before it: a record was removed, inserted or altered",
+                seal.link.previous_hash,
+                rows[i - 1].1.record_hash,
+                rows[i - 1].0
+            ))
+        } else {
+            match serde_json::from_str::<DrillRecord>(&seal.record) {
+                Err(e) => Some(format!(
+                    "drill {id}'s stored record text is not a drill record ({e}): it was altered"
+                )),
+                Ok(r) if r.header.drill_id != *id => Some(format!(
+                    "the record stored with drill {id} is the record of drill {}: records were \
+                     swapped",
+                    r.header.drill_id
+                )),
+                Ok(r) if r.record_hash != seal.record_hash => Some(format!(
+                    "drill {id}'s stored record_hash {} differs from the hash in its record text \
+                     {}: one of them was altered",
+                    seal.record_hash, r.record_hash
+                )),
+                Ok(r) if r.previous_hash != seal.link.previous_hash => Some(format!(
+                    "drill {id}'s stored previous_hash {} differs from the link in its record text \
+                     {}: one of them was altered",
+                    seal.link.previous_hash, r.previous_hash
+                )),
+                Ok(r) => {
+                    records.push(r);
+                    None
+                }
+            }
+        };
+        if let Some(problem) = problem {
+            return Err(earlier(&records).unwrap_or_else(|| at(problem)));
+        }
+    }
+    match earlier(&records) {
+        Some(b) => Err(b),
+        None => Ok(records),
+    }
+}
+
+fn chain_error_drill(e: &record::ChainError) -> Uuid {
+    match e {
+        record::ChainError::FirstLink { drill, .. }
+        | record::ChainError::BrokenLink { drill, .. }
+        | record::ChainError::HashMismatch { drill, .. } => *drill,
+    }
 }

@@ -43,7 +43,7 @@ use crate::clock::Clock;
 use crate::drill::calendar::{self, DrillHistoryItem};
 use crate::drill::machine::{DrillRun, Ending, Phase, SlotState, StepState, SystemStage, TaskSlot};
 use crate::drill::measure::Verdict;
-use crate::drill::record::{self, DrillRecord};
+use crate::drill::record::DrillRecord;
 use crate::drill::select::{PassedOver, RestorePoint};
 use crate::drill::{build, render};
 use crate::policy::{DrillId, DrillPlan, GateRole, Policy, RepoId, SiteId, SystemId};
@@ -946,47 +946,19 @@ pub fn drill_detail(d: &StoredDrill) -> DrillDetail {
     }
 }
 
-/// Checks the stored chain: every record readable, its stored hash and link columns equal to
-/// the record's own, and [`record::verify_chain`] over the records.
+/// The stored chain checked by [`super::drills::check_chain`], as the API answers it.
 pub fn check_chain(chain: &[(Uuid, DrillSeal)]) -> ChainView {
-    let fail = |error: String| ChainView {
-        ok: false,
-        records: chain.len() as u64,
-        error: Some(error),
-    };
-    let mut records = Vec::with_capacity(chain.len());
-    for (id, seal) in chain {
-        let r: DrillRecord = match serde_json::from_str(&seal.record) {
-            Ok(r) => r,
-            Err(e) => return fail(format!("drill {id}: the stored record cannot be read: {e}")),
-        };
-        if r.header.drill_id != *id {
-            return fail(format!(
-                "drill {id}: the stored record is drill {}'s",
-                r.header.drill_id
-            ));
-        }
-        if r.record_hash != seal.record_hash {
-            return fail(format!(
-                "drill {id}: the record_hash column {} differs from the record's own {}",
-                seal.record_hash, r.record_hash
-            ));
-        }
-        if r.previous_hash != seal.link.previous_hash {
-            return fail(format!(
-                "drill {id}: the previous_hash column {} differs from the record's own {}",
-                seal.link.previous_hash, r.previous_hash
-            ));
-        }
-        records.push(r);
-    }
-    match record::verify_chain(&records) {
-        Ok(n) => ChainView {
+    match super::drills::check_chain(chain) {
+        Ok(records) => ChainView {
             ok: true,
-            records: n as u64,
+            records: records.len() as u64,
             error: None,
         },
-        Err(e) => fail(e.to_string()),
+        Err(b) => ChainView {
+            ok: false,
+            records: chain.len() as u64,
+            error: Some(b.problem),
+        },
     }
 }
 
@@ -1457,6 +1429,7 @@ mod tests {
         AuditFilter, DrillChange, PasswordHash, SealedRecord, Session, StoreError, TokenHash, User,
     };
     use crate::drill::machine::{Planned, StartInput};
+    use crate::drill::record;
     use crate::policy::Location;
     use crate::run::Outcome;
     use crate::secret::Secret;
@@ -2226,7 +2199,7 @@ steps = [
         let mut column = chain.clone();
         column[1].1.record_hash = "0".repeat(64);
         let v = check_chain(&column);
-        assert!(!v.ok && v.error.unwrap().contains("record_hash column"));
+        assert!(!v.ok && v.error.unwrap().contains("stored record_hash"));
 
         let mut altered = chain.clone();
         altered[0].1.record = altered[0].1.record.replace("test drill", "tset drill");
