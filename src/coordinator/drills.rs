@@ -292,16 +292,12 @@ impl Orchestrator {
             return Ok(None);
         };
         let runs = self.evidence(policy, &plan).await?;
-        let (planned, extrapolated, selections) = build::plan(policy, &plan, &runs, now);
-        let reasons = selections
-            .iter()
-            .map(|s| (s.system.clone(), s.reasons.clone()))
-            .collect();
+        let (planned, extrapolated, _) = build::plan(policy, &plan, &runs, now);
         let last_seen = self
             .store
             .last_heartbeat_of_host(&plan.standby.host)
             .await?;
-        let mut run = DrillRun::start(StartInput {
+        let run = DrillRun::start(StartInput {
             id: drill.id,
             plan,
             policy_digest: policy.digest.clone(),
@@ -313,7 +309,6 @@ impl Orchestrator {
             agent_lost_after: SignedDuration::try_from(self.cfg.agent_lost_after)
                 .unwrap_or(SignedDuration::from_secs(180)),
         });
-        run.note_reasons(&reasons);
         Ok(Some(run))
     }
 

@@ -227,13 +227,15 @@ pub fn system_times(run: &DrillRun, policy: &Policy) -> Vec<SystemTimes> {
             }
         })
         .collect();
-    for id in &run.extrapolated {
+    // A system dropped from the policy since the drill started has no tier to judge it by.
+    for (id, system) in run
+        .extrapolated
+        .iter()
+        .filter_map(|id| policy.systems.get(id).map(|s| (id, s)))
+    {
         out.push(SystemTimes {
             system: id.clone(),
-            tier: policy
-                .systems
-                .get(id)
-                .map_or_else(|| run.systems[0].tier.clone(), |s| s.tier.clone()),
+            tier: system.tier.clone(),
             t_cap: None,
             restore_start: None,
             restore_end: None,
@@ -372,16 +374,12 @@ pub fn record(
     };
     // The evidence bundle: the plan, the drill's state with every agent report, the step log.
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let json = |v: &dyn erased::Json| v.to_vec();
-    files.push(("plan.json".into(), json(&run.plan)));
-    files.push(("drill-state.json".into(), json(run)));
-    files.push(("step-log.json".into(), json(&run.log)));
+    files.push(("plan.json".into(), pretty(&run.plan)));
+    files.push(("drill-state.json".into(), pretty(run)));
+    files.push(("step-log.json".into(), pretty(&run.log)));
     for slot in run.all_slots() {
         if let Some(r) = slot.report() {
-            files.push((
-                format!("reports/{}.json", slot.task.task_id),
-                serde_json::to_vec_pretty(r).unwrap_or_default(),
-            ));
+            files.push((format!("reports/{}.json", slot.task.task_id), pretty(r)));
         }
         if let (TaskAction::Command { .. }, Some(r)) = (&slot.task.action, slot.report())
             && let Some(c) = &r.command
@@ -450,15 +448,7 @@ pub fn record(
     (record, files)
 }
 
-mod erased {
-    /// Pretty JSON of anything serialisable, for the evidence files.
-    pub trait Json {
-        fn to_vec(&self) -> Vec<u8>;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn to_vec(&self) -> Vec<u8> {
-            serde_json::to_vec_pretty(self).unwrap_or_default()
-        }
-    }
+/// Pretty JSON of an evidence file (these types always serialise).
+fn pretty<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(value).unwrap_or_default()
 }

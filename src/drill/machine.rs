@@ -353,12 +353,23 @@ pub enum ApproveError {
 #[error("the drill has already ended")]
 pub struct AlreadyEnded;
 
-fn is_per_system(step: &crate::policy::DrillStep) -> bool {
-    step.action.always_per_system() || (step.action == StepAction::Command && step.per_system)
-}
-
 fn secs(d: crate::policy::Duration) -> SignedDuration {
     SignedDuration::try_from(d.as_std()).unwrap_or(SignedDuration::MAX)
+}
+
+/// The state of a slot its report settles: succeeded, or failed for `reason`.
+fn settled(report: &DrillReport, ok: bool, reason: String, now: Timestamp) -> SlotState {
+    if ok {
+        SlotState::Succeeded {
+            report: Box::new(report.clone()),
+        }
+    } else {
+        SlotState::Failed {
+            at: now,
+            reason,
+            report: Some(Box::new(report.clone())),
+        }
+    }
 }
 
 fn plus(t: Timestamp, d: SignedDuration) -> Timestamp {
@@ -394,6 +405,10 @@ impl DrillRun {
             agent_lost_after,
         } = input;
         let root = plan.standby.restore_root.as_path().join(id.to_string());
+        let reasons: BTreeMap<SystemId, Vec<String>> = systems
+            .iter()
+            .map(|p| (p.system.clone(), p.reasons.clone()))
+            .collect();
         let compromise_at = plan.scenario.compromised_for.map(|d| minus(now, secs(d)));
         let steps = plan
             .steps
@@ -401,7 +416,7 @@ impl DrillRun {
             .map(|s| StepRun {
                 name: s.name.clone(),
                 action: s.action,
-                per_system: is_per_system(s),
+                per_system: s.is_per_system(),
                 state: StepState::Pending,
                 started_at: None,
                 finished_at: None,
@@ -452,7 +467,7 @@ impl DrillRun {
             "started",
             format!("drill started by {started_by}; T_outage = {now}"),
         );
-        run.check_readiness(now, standby_last_seen);
+        run.check_readiness(now, standby_last_seen, &reasons);
         run
     }
 
@@ -493,7 +508,12 @@ impl DrillRun {
         )
     }
 
-    fn check_readiness(&mut self, now: Timestamp, last_seen: Option<Timestamp>) {
+    fn check_readiness(
+        &mut self,
+        now: Timestamp,
+        last_seen: Option<Timestamp>,
+        reasons: &BTreeMap<SystemId, Vec<String>>,
+    ) {
         let mut items = Vec::new();
         for s in &self.systems {
             items.push(match &s.point {
@@ -513,12 +533,16 @@ impl DrillRun {
                 None => ReadinessItem {
                     subject: format!("restore point of {}", s.system),
                     ok: false,
-                    detail: "no snapshot at a copy the scenario allows".to_string(),
+                    detail: match reasons.get(&s.system).filter(|r| !r.is_empty()) {
+                        Some(why) => format!(
+                            "no snapshot at a copy the scenario allows: {}",
+                            why.join("; ")
+                        ),
+                        None => "no snapshot at a copy the scenario allows".to_string(),
+                    },
                 },
             });
         }
-        // The per-system reasons are kept by the caller in `Planned::reasons`; readiness shows
-        // them through `note_reasons`.
         let agent_ok = last_seen.is_some_and(|t| now.duration_since(t) <= self.agent_lost_after);
         items.push(ReadinessItem {
             subject: format!("standby agent {}", self.standby_host),
@@ -589,24 +613,6 @@ impl DrillRun {
         );
     }
 
-    /// Adds the selection's reasons for systems without a restore point to their readiness
-    /// items (the orchestrator calls it right after [`DrillRun::start`]).
-    pub fn note_reasons(&mut self, reasons: &BTreeMap<SystemId, Vec<String>>) {
-        for item in &mut self.readiness {
-            if item.ok {
-                continue;
-            }
-            for (system, why) in reasons {
-                if item.subject == format!("restore point of {system}") && !why.is_empty() {
-                    item.detail = format!(
-                        "no snapshot at a copy the scenario allows: {}",
-                        why.join("; ")
-                    );
-                }
-            }
-        }
-    }
-
     fn target_of(&self, s: &SystemRun) -> Option<RestoreTarget> {
         let p = s.point.as_ref()?;
         Some(RestoreTarget {
@@ -670,17 +676,7 @@ impl DrillRun {
             if let Some(slot) = &mut self.cleanup
                 && slot.is_open()
             {
-                slot.state = if ok {
-                    SlotState::Succeeded {
-                        report: Box::new(report.clone()),
-                    }
-                } else {
-                    SlotState::Failed {
-                        at: now,
-                        reason: reason.clone(),
-                        report: Some(Box::new(report.clone())),
-                    }
-                };
+                slot.state = settled(report, ok, reason.clone(), now);
                 if !ok {
                     self.deviations
                         .push(format!("clean-up of the restored data failed: {reason}"));
@@ -718,17 +714,7 @@ impl DrillRun {
                 return;
             }
             if let Some(slot) = &mut self.steps[i].task {
-                slot.state = if ok {
-                    SlotState::Succeeded {
-                        report: Box::new(report.clone()),
-                    }
-                } else {
-                    SlotState::Failed {
-                        at: now,
-                        reason: reason.clone(),
-                        report: Some(Box::new(report.clone())),
-                    }
-                };
+                slot.state = settled(report, ok, reason.clone(), now);
             }
             let name = self.steps[i].name.clone();
             if ok {
@@ -775,17 +761,7 @@ impl DrillRun {
             return;
         }
         if let Some(slot) = self.systems[si].tasks.get_mut(&step) {
-            slot.state = if ok {
-                SlotState::Succeeded {
-                    report: Box::new(report.clone()),
-                }
-            } else {
-                SlotState::Failed {
-                    at: now,
-                    reason: reason.clone(),
-                    report: Some(Box::new(report.clone())),
-                }
-            };
+            slot.state = settled(report, ok, reason.clone(), now);
         }
         if ok {
             self.log(now, &name, Some(&system), "succeeded", task_detail(report));
@@ -840,17 +816,7 @@ impl DrillRun {
                 detail: format!("{} ({})", e.message, e.kind),
             });
         }
-        slot.state = if ok {
-            SlotState::Succeeded {
-                report: Box::new(report.clone()),
-            }
-        } else {
-            SlotState::Failed {
-                at: now,
-                reason: "the standby host is not ready".into(),
-                report: Some(Box::new(report.clone())),
-            }
-        };
+        slot.state = settled(report, ok, "the standby host is not ready".into(), now);
         self.readiness.extend(items);
         if ok {
             self.phase = Phase::Running;
@@ -1135,11 +1101,7 @@ impl DrillRun {
     fn step_done(&mut self, i: usize, at: Timestamp, by: &str) {
         self.steps[i].state = StepState::Done;
         self.steps[i].finished_at = Some(at);
-        let mark = self.plan.steps[i].mark.or(match self.plan.steps[i].action {
-            StepAction::Gate => Some(Mark::VerifyPass),
-            StepAction::Failback => Some(Mark::FailbackDone),
-            _ => None,
-        });
+        let mark = self.plan.steps[i].effective_mark();
         if let Some(m) = mark {
             self.set_mark(m, at, by, i);
         }
@@ -1208,7 +1170,7 @@ impl DrillRun {
             }
         }
         let per_system: Vec<usize> = (0..self.plan.steps.len())
-            .filter(|i| is_per_system(&self.plan.steps[*i]))
+            .filter(|i| self.plan.steps[*i].is_per_system())
             .collect();
         for s in &mut self.systems {
             let completed = per_system.iter().all(|i| {
@@ -1837,8 +1799,16 @@ mod tests {
 
     #[test]
     fn no_restore_point_or_an_offline_agent_means_not_ready_and_nothing_is_offered() {
-        let run = start(plan(""), vec![planned("a", "T0", &[], false)]);
+        let mut without = planned("a", "T0", &[], false);
+        without.reasons = vec!["copy at linfen-local is at the lost site linfen".into()];
+        let run = start(plan(""), vec![without]);
         assert!(run.is_ended());
+        assert!(
+            run.readiness
+                .iter()
+                .any(|i| !i.ok && i.detail.contains("linfen-local is at the lost site")),
+            "the selection's reasons are in the readiness section"
+        );
         assert_eq!(run.ending, Some(Ending::NotReady));
         assert!(run.open_tasks().is_empty());
         assert!(

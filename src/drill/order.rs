@@ -8,56 +8,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration as StdDuration;
 
-use crate::policy::{DrillPlan, DrillScenarioKind, Policy, SystemId, TierId};
+use crate::policy::{DrillPlan, Policy, SystemId, TierId};
 
 /// The systems `plan` covers, in id order: the systems at its scope's `sites` and those named in
 /// `systems` (when both are empty: the lost site's systems, or the lost system), narrowed to
 /// `tiers` when given, minus `exclude`. Names not in the policy are dropped (the plan's
 /// validation reports them).
 pub fn in_scope(policy: &Policy, plan: &DrillPlan) -> Vec<SystemId> {
-    let scope = &plan.scope;
-    let mut chosen: BTreeSet<&SystemId> = BTreeSet::new();
-    if scope.sites.is_empty() && scope.systems.is_empty() {
-        let scenario = &plan.scenario;
-        if let Some(site) = &scenario.lost_site {
-            chosen.extend(
-                policy
-                    .systems
-                    .values()
-                    .filter(|s| &s.site == site)
-                    .map(|s| &s.id),
-            );
-        }
-        if scenario.kind == DrillScenarioKind::ComponentLoss || scenario.lost_site.is_none() {
-            chosen.extend(
-                scenario
-                    .system
-                    .iter()
-                    .filter(|id| policy.systems.contains_key(*id)),
-            );
-        }
-    } else {
-        chosen.extend(
-            policy
-                .systems
-                .values()
-                .filter(|s| scope.sites.contains(&s.site))
-                .map(|s| &s.id),
-        );
-        chosen.extend(
-            scope
-                .systems
-                .iter()
-                .filter(|id| policy.systems.contains_key(*id)),
-        );
-    }
-    chosen
+    // One definition of the scope, shared with the policy's validation.
+    plan.systems_in_scope(policy.systems.values())
         .into_iter()
-        .filter(|id| {
-            scope.tiers.is_empty() || tier_of(policy, id).is_some_and(|t| scope.tiers.contains(t))
-        })
-        .filter(|id| !scope.exclude.contains(id))
-        .cloned()
+        .map(|s| s.id.clone())
         .collect()
 }
 
