@@ -117,10 +117,7 @@ impl AgentApi {
     }
 
     fn policy(&self) -> Arc<Policy> {
-        self.policy
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        super::current_policy(&self.policy)
     }
 
     /// The host's assignment (cached per policy digest); `None` when nothing is assigned.

@@ -113,10 +113,7 @@ impl Orchestrator {
     }
 
     fn policy(&self) -> Arc<Policy> {
-        self.policy
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        super::current_policy(&self.policy)
     }
 
     /// Ticks until `shutdown` completes.

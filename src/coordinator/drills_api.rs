@@ -82,10 +82,7 @@ impl DrillsApi {
     }
 
     fn policy(&self) -> Arc<Policy> {
-        self.policy
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        super::current_policy(&self.policy)
     }
 
     fn now(&self) -> Timestamp {

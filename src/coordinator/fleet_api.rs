@@ -96,10 +96,7 @@ impl FleetApi {
     }
 
     fn policy(&self) -> Arc<Policy> {
-        self.policy
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+        super::current_policy(&self.policy)
     }
 
     /// The latest sweep; `None` before the first one (answer [`not_ready`]).

@@ -20,3 +20,14 @@ pub mod server;
 pub mod store;
 pub mod sweep;
 pub mod tls;
+
+/// The policy in force, from the handle the server's reload loop keeps current. A reload that
+/// panicked holding the lock leaves the last policy it stored, which is still whole.
+pub(crate) fn current_policy(
+    policy: &std::sync::RwLock<std::sync::Arc<crate::policy::Policy>>,
+) -> std::sync::Arc<crate::policy::Policy> {
+    policy
+        .read()
+        .map(|p| p.clone())
+        .unwrap_or_else(|p| p.into_inner().clone())
+}
