@@ -1,0 +1,1 @@
+//! The coordinator's web dashboard: server-rendered pages for viewers, operators and admins.
