@@ -43,6 +43,14 @@ have_initdb() {
     compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 }
 have_initdb || apt_pkgs+=(postgresql)
+# Reports printed to PDF through headless Chromium with Chinese fonts (tests/report_pdf.rs; fc-list
+# from fontconfig checks for a CJK font), their pages checked with poppler's pdftoppm/pdftotext;
+# chromedriver drives the dashboard tests (tests/dashboard.rs).
+command -v chromium >/dev/null 2>&1 || apt_pkgs+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || apt_pkgs+=(chromium-driver)
+[ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || apt_pkgs+=(fonts-noto-cjk)
+command -v fc-list >/dev/null 2>&1 || apt_pkgs+=(fontconfig)
+command -v pdftoppm >/dev/null 2>&1 || apt_pkgs+=(poppler-utils)
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
     say "installing ${apt_pkgs[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive

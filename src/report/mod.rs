@@ -2,3 +2,4 @@
 //! §4.2) and the charts and PDF printing that it and the per-drill report share.
 
 pub mod chart;
+pub mod pdf;
