@@ -457,6 +457,29 @@ it for its own token at its first start. Exit code 2 when the host has no system
     /// Manage the people who log in to the coordinator's API.
     #[command(subcommand)]
     User(UserCommand),
+
+    /// Copy the coordinator's SQLite database to a file, consistently, while it runs.
+    #[command(after_help = "Examples:
+  lifeboat coordinator backup-db --to /var/backups/lifeboat/coordinator-$(date +%F).db
+  lifeboat coordinator backup-db --config /etc/lifeboat/coordinator.toml --to copy.db --json
+
+The copy is SQLite's VACUUM INTO: one consistent snapshot, taken while the coordinator keeps
+running and writing, written as a compact standalone file of mode 0600 (it holds token and
+password hashes and the audit log). It is verified before it is kept: it opens, passes
+quick_check and records the same applied migrations as the database. To restore, stop the
+coordinator and put the copy in place of the database file (remove its -wal and -shm files).
+
+A PostgreSQL database is refused: back it up with pg_dump, e.g.
+  pg_dump --format=custom --file=lifeboat.dump 'postgres://lifeboat@db.bank.example/lifeboat'
+
+Exit codes: 0 copied and verified; 3 invalid coordinator.toml; 5 the database is busy or
+cannot be opened; 6 the copy failed verification (nothing is left at --to); 7 no database file;
+10 refused (--to exists, or the database is PostgreSQL).")]
+    BackupDb {
+        /// The file to write (must not exist; its directory must).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

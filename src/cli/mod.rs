@@ -2,6 +2,7 @@
 //! or JSON, and maps errors to exit codes (through `crate::exit`). Holds no business logic.
 
 pub mod args;
+mod backup_db;
 mod drill;
 mod render;
 
@@ -260,9 +261,26 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     }
 }
 
-/// `lifeboat coordinator [enrol-token | user add]`.
+/// `lifeboat coordinator [enrol-token | user add | backup-db]`.
 async fn coordinator_command(a: &args::CoordinatorArgs, json: bool) -> Exit {
     use crate::coordinator::server;
+    if let Some(args::CoordinatorCommand::BackupDb { to }) = &a.command {
+        return match backup_db::backup_db(&a.config, to).await {
+            Ok(report) => {
+                if json {
+                    print_json(&report);
+                } else {
+                    println!("{}", backup_db::render(&report));
+                }
+                Exit::Ok
+            }
+            Err(e) => {
+                let exit = e.exit();
+                report_error(json, e.kind(), &e.to_string(), exit);
+                exit
+            }
+        };
+    }
     let result = match &a.command {
         None => server::run(&a.config, Arc::new(SystemClock)).await,
         Some(args::CoordinatorCommand::EnrolToken { host, site, valid }) => {
@@ -296,6 +314,7 @@ async fn coordinator_command(a: &args::CoordinatorArgs, json: bool) -> Exit {
                 Exit::Ok
             })
         }
+        Some(args::CoordinatorCommand::BackupDb { .. }) => Ok(Exit::Ok),
     };
     match result {
         Ok(exit) => exit,

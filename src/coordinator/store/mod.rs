@@ -74,6 +74,7 @@
 mod agents;
 mod alerts;
 mod audit;
+mod backup;
 mod commands;
 mod drills;
 mod error;
@@ -96,6 +97,7 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 pub use alerts::AlertDetails;
+pub use backup::{DatabaseCopy, copy_sqlite, verify_sqlite_copy};
 pub use error::StoreError;
 pub use lease::LeaseGuard;
 pub use types::{
