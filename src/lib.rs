@@ -9,6 +9,7 @@ pub mod assess;
 pub mod cli;
 pub mod clock;
 pub mod coordinator;
+pub mod demo;
 pub mod drill;
 pub mod engine;
 pub mod exit;

@@ -113,6 +113,21 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     if let Command::Drill(a) = &cli.command {
         return Ok(drill::run(a, g.json).await);
     }
+    if let Command::Up(a) | Command::Demo(args::DemoArgs { up: a, .. }) = &cli.command {
+        let options = crate::demo::Options {
+            dir: a.dir.clone(),
+            listen: a.listen,
+        };
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(SystemClock);
+        let result = match &cli.command {
+            Command::Demo(d) => crate::demo::demo(&options, d.keep_running, clock).await,
+            _ => crate::demo::up(&options, clock).await,
+        };
+        return Ok(result.unwrap_or_else(|e| {
+            eprintln!("error: {e}");
+            e.exit()
+        }));
+    }
     let policy = Arc::new(load_policy(&g.policy)?);
     let state = StateDir(g.state_dir.clone().unwrap_or_else(default_state_dir));
     let bars = if g.json || g.no_progress || !std::io::stderr().is_terminal() {
@@ -257,7 +272,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         | Command::Agent(_)
         | Command::Coordinator(_)
         | Command::FleetSim(_)
-        | Command::Drill(_) => Ok(Exit::Ok),
+        | Command::Drill(_)
+        | Command::Up(_)
+        | Command::Demo(_) => Ok(Exit::Ok),
     }
 }
 
