@@ -1568,7 +1568,7 @@ async fn drills_are_listed_newest_first_and_updated_at_their_version(h: Harness)
     let s = &h.store;
     let a = new_drill("linfen-site-loss", 1);
     let b = new_drill("yuncheng-restore-test", 2);
-    let mut c = new_drill("linfen-site-loss", 3);
+    let mut c = new_drill("linfen-restore-test", 3);
     c.status = DrillStatus::Scheduled;
     c.scheduled_for = Some(t0_plus(60));
     c.started_at = None;
@@ -1577,6 +1577,15 @@ async fn drills_are_listed_newest_first_and_updated_at_their_version(h: Harness)
     }
     assert!(matches!(
         s.insert_drill(&a).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // One drill of a plan scheduled or running at a time, whoever checked what before.
+    let second = NewDrill {
+        status: DrillStatus::Scheduled,
+        ..new_drill("linfen-site-loss", 4)
+    };
+    assert!(matches!(
+        s.insert_drill(&second).await,
         Err(StoreError::Conflict(_))
     ));
 
@@ -1622,7 +1631,7 @@ async fn drills_are_listed_newest_first_and_updated_at_their_version(h: Harness)
     };
     assert_eq!(
         ids(&s.list_drills(&linfen, None, 10).await.unwrap()),
-        [c.id, a.id]
+        [a.id]
     );
     let scheduled = DrillFilter {
         plan: None,
@@ -1662,6 +1671,12 @@ async fn drills_are_listed_newest_first_and_updated_at_their_version(h: Harness)
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(ids(&s.active_drills().await.unwrap()), [b.id, c.id]);
+    // Once it ended, the plan may be drilled again.
+    s.insert_drill(&second).await.unwrap();
+    assert_eq!(
+        ids(&s.list_drills(&linfen, None, 10).await.unwrap()),
+        [second.id, a.id]
+    );
 
     // Of concurrent updates from one version (two replicas), exactly one applies.
     let replica = h.replica().await;
@@ -2037,8 +2052,13 @@ fn sealed_record(drill: Uuid, link: &ChainLink) -> SealedRecord {
 
 async fn drill_records_are_sealed_once_in_one_hash_chain(h: Harness) {
     let s = &h.store;
-    let first = new_drill("linfen-site-loss", 0);
-    let second = new_drill("linfen-site-loss", 1);
+    // Ended drills of one plan (only one may be active at a time), sealed in turn.
+    let ended = |created_min| NewDrill {
+        status: DrillStatus::Finished,
+        ..new_drill("linfen-site-loss", created_min)
+    };
+    let first = ended(0);
+    let second = ended(1);
     s.insert_drill(&first).await.unwrap();
     s.insert_drill(&second).await.unwrap();
 
@@ -2152,7 +2172,7 @@ async fn drill_records_are_sealed_once_in_one_hash_chain(h: Harness) {
 
     // Concurrent seals at one place: exactly one gets it.
     let racers: Vec<_> = (0..6)
-        .map(|i| new_drill("linfen-site-loss", 10 + i))
+        .map(|i| ended(10 + i))
         .collect();
     for d in &racers {
         s.insert_drill(d).await.unwrap();

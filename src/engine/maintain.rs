@@ -232,7 +232,7 @@ impl Engine {
                 dst.open()?
             } else {
                 tracing::info!(repository = dst.id(), "creating the repository for its first copy");
-                dst.init(Some(source.config()))?
+                dst.init_for_copy(source.config())?
             };
             let mut warnings = Vec::new();
             if !source.config().has_same_chunker(target.config()) {

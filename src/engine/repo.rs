@@ -8,11 +8,12 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustic_core::repofile::ConfigFile;
 use rustic_core::{
-    ConfigOptions, Credentials, Id, KeyOptions, OpenStatus, Repository, RepositoryBackends,
-    RepositoryOptions,
+    ConfigOptions, Credentials, FileType, Id, KeyOptions, OpenStatus, Repository,
+    RepositoryBackends, RepositoryOptions, WriteBackend,
 };
 use tokio::runtime::Handle;
 
@@ -28,6 +29,11 @@ use crate::secret::Secret;
 /// with the repository (32 MiB and up); restore memory grows with pack size times compression
 /// ratio, so lifeboat keeps packs at this fixed size.
 pub const DATA_PACK_SIZE: u32 = 16 << 20;
+
+/// How long a host that has just created a repository waits before checking that its `config`
+/// is the one stored ([`RepoAccess::settle_creation`]): longer than another creator needs
+/// between finding no repository and writing its `config` (a key derivation and two writes).
+const CREATION_SETTLE: Duration = Duration::from_secs(3);
 
 /// An opened (not yet unlocked) repository.
 pub type OpenRepo = Repository<OpenStatus>;
@@ -194,6 +200,48 @@ impl RepoAccess {
         result.map_err(|e| self.rustic(e))
     }
 
+    /// Creates the repository for a first copy from `source` ([`Self::init`] with its chunker),
+    /// then makes sure the repository this host created is the one that stays. Two hosts that
+    /// find no repository at the same moment (a shared off-site store at their first copy) both
+    /// create one, and object stores such as Garage ignore create-only writes: the last `config`
+    /// written wins, and the other host's key no longer opens it. Every creator that looked
+    /// before another's `config` landed writes its own within one key derivation, so after
+    /// [`CREATION_SETTLE`] the stored `config` is final: if it is not ours, we lost — our key is
+    /// removed (it would make the repository fail to open for whoever lists it first) and the
+    /// winner's repository is opened with the same password.
+    pub fn init_for_copy(&self, source: &ConfigFile) -> Result<OpenRepo, EngineError> {
+        let created = self.init(Some(source))?;
+        self.settle_creation(created, CREATION_SETTLE)
+    }
+
+    /// After `settle`: `created` if its `config` is the one stored, else the repository that
+    /// won, opened with the password, with our key removed ([`Self::init_for_copy`]).
+    fn settle_creation(
+        &self,
+        created: OpenRepo,
+        settle: Duration,
+    ) -> Result<OpenRepo, EngineError> {
+        std::thread::sleep(settle);
+        let ours = created.config().id;
+        let stored = self
+            .unopened()?
+            .open(&Credentials::Masterkey(created.key()))
+            .map(|r| r.config().id);
+        if matches!(stored, Ok(id) if id == ours) {
+            return Ok(created);
+        }
+        tracing::warn!(
+            repository = self.id(),
+            "another host created this repository at the same moment; using theirs"
+        );
+        if let Some(key) = created.key_id() {
+            self.backend
+                .remove(FileType::Key, &key.into_inner(), false)
+                .map_err(|e| self.rustic(e))?;
+        }
+        self.open()
+    }
+
     /// A flag that, once set, fails every further storage call of this repository: the only
     /// way to stop a running rustic_core operation.
     pub fn abort_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
@@ -272,5 +320,83 @@ mod tests {
         drop(first);
         waiter.join().unwrap();
         assert!(acquired.load(Ordering::SeqCst));
+    }
+
+    /// Two hosts that both found no repository and created one: whoever's `config` was written
+    /// last keeps the repository, the other removes its key and uses the winner's.
+    #[test]
+    fn the_loser_of_a_creation_race_removes_its_key_and_opens_the_winner() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("pass"), "correct horse battery staple").unwrap();
+        let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(root.join("pass"), owner_only).unwrap();
+        std::fs::create_dir(root.join("policy")).unwrap();
+        std::fs::write(
+            root.join("policy/p.toml"),
+            format!(
+                r#"
+[tiers.T]
+name = "T"
+rpo = "1d"
+rto-it = "1d"
+rto-business = "1d"
+copies = 2
+media = 1
+offsite = 0
+immutable = 0
+drill-every = "365d"
+restore-test-every = "365d"
+check-every = "30d"
+read-data-window = "90d"
+
+[sites.s]
+name = "S"
+role = "branch"
+region = "r"
+timezone = "UTC"
+
+[repositories.shared]
+url = "{}"
+location = "same-city"
+password = {{ file = "{}" }}
+"#,
+                root.join("repo").display(),
+                root.join("pass").display()
+            ),
+        )
+        .unwrap();
+        let policy = crate::policy::load_dir(&root.join("policy")).unwrap();
+        let repo = &policy.repositories["shared"];
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let host = |name: &str| {
+            let state = StateDir(root.join(name));
+            RepoAccess::connect(repo, &state, runtime.handle().clone(), Bars::hidden(), true)
+                .unwrap()
+        };
+        let (a, b) = (host("a"), host("b"));
+        let keys = || std::fs::read_dir(root.join("repo/keys")).unwrap().count();
+
+        let created_a = a.init(None).unwrap();
+        // b looked before a's config landed: it writes its own key and config over a's.
+        std::fs::remove_file(root.join("repo/config")).unwrap();
+        let created_b = b.init(None).unwrap();
+        let winner = created_b.config().id;
+        assert_eq!(keys(), 2);
+
+        let kept_b = b.settle_creation(created_b, Duration::ZERO).unwrap();
+        assert_eq!(
+            kept_b.config().id,
+            winner,
+            "the winner keeps its repository"
+        );
+        let kept_a = a.settle_creation(created_a, Duration::ZERO).unwrap();
+        assert_eq!(
+            kept_a.config().id,
+            winner,
+            "the loser uses the winner's repository"
+        );
+        assert_eq!(keys(), 1, "the loser's key is gone");
+        assert_eq!(a.open().unwrap().config().id, winner);
     }
 }
