@@ -35,6 +35,8 @@ command -v restic >/dev/null 2>&1 || apt_pkgs+=(restic)
 command -v cc >/dev/null 2>&1 || apt_pkgs+=(gcc libc6-dev)
 # systemd-analyze validates the hardened unit in deploy/ (nothing is started through systemd).
 command -v systemd-analyze >/dev/null 2>&1 || apt_pkgs+=(systemd)
+# curl runs deploy/garage-init.sh against a test Garage (tests/deploy.rs).
+command -v curl >/dev/null 2>&1 || apt_pkgs+=(curl)
 # PostgreSQL server binaries (initdb, pg_ctl): the store conformance suite starts a throw-away
 # server on 127.0.0.1 (tests/common/postgres.rs). Debian keeps them in /usr/lib/postgresql/*/bin.
 have_initdb() {
