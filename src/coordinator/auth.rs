@@ -8,7 +8,7 @@
 //!   just created it (to show it to its owner). The store only ever sees a [`PasswordHash`] or a
 //!   [`TokenHash`].
 //! * Every route of the people routers ([`super::people_api`], [`super::fleet_api`],
-//!   [`super::drills_api`], the alerts API) is in
+//!   [`super::drills_api`], the alerts API, the dashboard's [`crate::web`]) is in
 //!   [`ROLE_MATRIX`]; the [`gate`] middleware looks each request up there and *fails closed*: a
 //!   route missing from the matrix answers 500, never runs its handler. A unit test checks that
 //!   the routers and the matrix list the same routes.
@@ -277,6 +277,36 @@ pub const DRILL_CHAIN_PATH: &str = "/api/v1/drills/chain";
 /// `GET`: drills due by cadence, the regulatory calendar, systems never drilled or overdue.
 pub const DRILL_CALENDAR_PATH: &str = "/api/v1/drill-calendar";
 
+/// The dashboard ([`crate::web`]): server-rendered pages for people, who carry their session in
+/// a cookie instead of a bearer token. `GET /` redirects to [`UI_HOME_PATH`].
+pub const UI_ROOT_PATH: &str = "/";
+/// `GET`: the fleet overview and the compliance heat map.
+pub const UI_HOME_PATH: &str = "/ui";
+/// `GET` the login form, `POST` it.
+pub const UI_LOGIN_PATH: &str = "/ui/login";
+/// `POST`: ends the session.
+pub const UI_LOGOUT_PATH: &str = "/ui/logout";
+/// `GET`: systems by tier with their exposure per scenario and the reasons.
+pub const UI_SYSTEMS_PATH: &str = "/ui/systems";
+/// `GET`: one system's assessment, runs, snapshots, checks and drill results.
+pub const UI_SYSTEM_PATH: &str = "/ui/systems/{id}";
+/// `GET` the drill calendar and list, `POST` to start a drill.
+pub const UI_DRILLS_PATH: &str = "/ui/drills";
+/// `GET`: one drill's live timeline, steps and gates.
+pub const UI_DRILL_PATH: &str = "/ui/drills/{id}";
+/// `POST`: approves a drill's gate (the same drill input as [`DRILL_APPROVE_PATH`]).
+pub const UI_DRILL_APPROVE_PATH: &str = "/ui/drills/{id}/approve";
+/// `POST`: aborts a drill (the same drill input as [`DRILL_ABORT_PATH`]).
+pub const UI_DRILL_ABORT_PATH: &str = "/ui/drills/{id}/abort";
+/// `GET`: open and recent alerts.
+pub const UI_ALERTS_PATH: &str = "/ui/alerts";
+/// `GET`: the audit log, paged.
+pub const UI_AUDIT_PATH: &str = "/ui/audit";
+/// `GET`: the reports to download.
+pub const UI_REPORTS_PATH: &str = "/ui/reports";
+/// `GET`: the quarterly report, for the browser (its session cookie instead of a token).
+pub const UI_QUARTERLY_PATH: &str = "/ui/reports/quarterly";
+
 /// The HTTP methods the people API uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -391,6 +421,31 @@ pub const ROLE_MATRIX: &[Rule] = &[
     rule(Verb::Post, TOKENS_PATH, Access::AtLeast(Role::Admin)),
     rule(Verb::Delete, TOKEN_PATH, Access::AtLeast(Role::Admin)),
     rule(Verb::Get, AUDIT_PATH, Access::AtLeast(Role::Admin)),
+    // The dashboard: the same roles as the API routes it shows or acts through.
+    rule(Verb::Get, UI_ROOT_PATH, Access::Public),
+    rule(Verb::Get, UI_LOGIN_PATH, Access::Public),
+    rule(Verb::Post, UI_LOGIN_PATH, Access::Public),
+    rule(Verb::Post, UI_LOGOUT_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, UI_HOME_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, UI_SYSTEMS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, UI_SYSTEM_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, UI_DRILLS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Post, UI_DRILLS_PATH, Access::AtLeast(Role::Operator)),
+    rule(Verb::Get, UI_DRILL_PATH, Access::AtLeast(Role::Viewer)),
+    rule(
+        Verb::Post,
+        UI_DRILL_APPROVE_PATH,
+        Access::AtLeast(Role::Operator),
+    ),
+    rule(
+        Verb::Post,
+        UI_DRILL_ABORT_PATH,
+        Access::AtLeast(Role::Operator),
+    ),
+    rule(Verb::Get, UI_ALERTS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, UI_AUDIT_PATH, Access::AtLeast(Role::Admin)),
+    rule(Verb::Get, UI_REPORTS_PATH, Access::AtLeast(Role::Viewer)),
+    rule(Verb::Get, UI_QUARTERLY_PATH, Access::AtLeast(Role::Viewer)),
 ];
 
 /// The matrix line for a request's method and matched route.
@@ -468,7 +523,18 @@ impl Auth {
         headers: &HeaderMap,
         route: &str,
     ) -> Result<Principal, Failure> {
-        let Some(token) = bearer(headers) else {
+        self.authenticate_token(bearer(headers), route).await
+    }
+
+    /// The person a session or API token belongs to, wherever the request carried it (the
+    /// API: a bearer token; the dashboard: its session cookie); 401 otherwise, audited when a
+    /// token was presented.
+    pub async fn authenticate_token(
+        &self,
+        token: Option<Secret>,
+        route: &str,
+    ) -> Result<Principal, Failure> {
+        let Some(token) = token else {
             return Err(Failure::new(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthorized,
@@ -539,9 +605,74 @@ fn bearer(headers: &HeaderMap) -> Option<Secret> {
         .map(|t| Secret::new(t.to_string()))
 }
 
+/// Why [`Auth::admit`] refused a request; each carries the API's answer, which the dashboard
+/// replaces by a page or a redirect to its login.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The route is not in [`ROLE_MATRIX`]: 500, fail closed.
+    Unlisted(Failure),
+    /// No credential, or one that is unknown, expired or revoked: 401 (audited when presented).
+    Unauthenticated(Failure),
+    /// The caller's role is below the route's: 403, audited.
+    Forbidden(Failure),
+}
+
+impl Refusal {
+    pub fn into_failure(self) -> Failure {
+        match self {
+            Refusal::Unlisted(f) | Refusal::Unauthenticated(f) | Refusal::Forbidden(f) => f,
+        }
+    }
+}
+
+impl Auth {
+    /// The role-matrix decision for `method route` with the credential `token`: `Ok(None)` for
+    /// a public route, `Ok(Some(person))` when the person may call it. The one check behind
+    /// [`gate`] (bearer tokens) and the dashboard's gate (session cookie).
+    pub async fn admit(
+        &self,
+        method: &Method,
+        route: &str,
+        token: Option<Secret>,
+    ) -> Result<Option<Principal>, Refusal> {
+        let Some(rule) = rule_for(method, route) else {
+            return Err(Refusal::Unlisted(Failure::internal(format!(
+                "{method} {route} is not in the role matrix (src/coordinator/auth.rs)"
+            ))));
+        };
+        let Access::AtLeast(min) = rule.access else {
+            return Ok(None);
+        };
+        let principal = self
+            .authenticate_token(token, route)
+            .await
+            .map_err(Refusal::Unauthenticated)?;
+        if !allows(rule.access, principal.role) {
+            self.audit(
+                &principal.actor(),
+                "people.forbidden",
+                &format!("{method} {route}"),
+                serde_json::json!({ "role": principal.role.as_str(), "required": min.as_str() }),
+            )
+            .await;
+            return Err(Refusal::Forbidden(Failure::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                format!(
+                    "{method} {route} needs the {} role; you are {}",
+                    min.as_str(),
+                    principal.role.as_str()
+                ),
+            )));
+        }
+        Ok(Some(principal))
+    }
+}
+
 /// The middleware in front of every people-endpoint: looks the request up in [`ROLE_MATRIX`]
 /// (500 if the route is missing: fail closed), authenticates it unless the route is public, and
-/// checks the role (403, audited). The handler finds the [`Principal`] in the extensions.
+/// checks the role (403, audited) — all in [`Auth::admit`]. The handler finds the
+/// [`Principal`] in the extensions.
 pub async fn gate(
     State(auth): State<Auth>,
     matched: Option<MatchedPath>,
@@ -549,42 +680,15 @@ pub async fn gate(
     next: Next,
 ) -> Response {
     let route = matched.as_ref().map_or("", MatchedPath::as_str).to_string();
-    let Some(rule) = rule_for(request.method(), &route) else {
-        return Failure::internal(format!(
-            "{} {route} is not in the role matrix (src/coordinator/auth.rs)",
-            request.method()
-        ))
-        .into_response();
-    };
-    let Access::AtLeast(min) = rule.access else {
-        return next.run(request).await;
-    };
-    let principal = match auth.authenticate(request.headers(), &route).await {
-        Ok(p) => p,
-        Err(f) => return f.into_response(),
-    };
-    if !allows(rule.access, principal.role) {
-        auth.audit(
-            &principal.actor(),
-            "people.forbidden",
-            &format!("{} {route}", request.method()),
-            serde_json::json!({ "role": principal.role.as_str(), "required": min.as_str() }),
-        )
-        .await;
-        return Failure::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            format!(
-                "{} {route} needs the {} role; you are {}",
-                request.method(),
-                min.as_str(),
-                principal.role.as_str()
-            ),
-        )
-        .into_response();
+    let token = bearer(request.headers());
+    match auth.admit(request.method(), &route, token).await {
+        Ok(Some(principal)) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Ok(None) => next.run(request).await,
+        Err(refusal) => refusal.into_failure().into_response(),
     }
-    request.extensions_mut().insert(principal);
-    next.run(request).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -758,7 +862,12 @@ mod tests {
     #[test]
     fn the_matrix_has_one_line_per_route_and_the_expected_roles() {
         for (i, a) in ROLE_MATRIX.iter().enumerate() {
-            assert!(a.path.starts_with(crate::api::API_PREFIX), "{a:?}");
+            assert!(
+                a.path.starts_with(crate::api::API_PREFIX)
+                    || a.path == UI_ROOT_PATH
+                    || a.path.starts_with(UI_HOME_PATH),
+                "{a:?}"
+            );
             for b in &ROLE_MATRIX[i + 1..] {
                 assert!(!(a.path == b.path && a.verb == b.verb), "twice: {a:?}");
             }
@@ -799,13 +908,22 @@ mod tests {
             Some(Access::AtLeast(Role::Viewer))
         );
         assert_eq!(access(Method::DELETE, USERS_PATH), None);
-        // Only the login is public.
+        // Only the logins are public (and the dashboard's redirect to its home).
         let public: Vec<_> = ROLE_MATRIX
             .iter()
             .filter(|r| r.access == Access::Public)
             .map(|r| r.path)
             .collect();
-        assert_eq!(public, [LOGIN_PATH]);
+        assert_eq!(public, [LOGIN_PATH, UI_ROOT_PATH, UI_LOGIN_PATH, UI_LOGIN_PATH]);
+        // The dashboard acts with the roles of the API routes it acts through.
+        for (ui, api) in [
+            (UI_DRILLS_PATH, DRILLS_PATH),
+            (UI_DRILL_APPROVE_PATH, DRILL_APPROVE_PATH),
+            (UI_DRILL_ABORT_PATH, DRILL_ABORT_PATH),
+        ] {
+            assert_eq!(access(Method::POST, ui), access(Method::POST, api), "{ui}");
+        }
+        assert_eq!(access(Method::GET, UI_AUDIT_PATH), access(Method::GET, AUDIT_PATH));
     }
 
     #[test]

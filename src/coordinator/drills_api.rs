@@ -81,17 +81,17 @@ impl DrillsApi {
         &self.auth.store
     }
 
-    fn policy(&self) -> Arc<Policy> {
+    pub(crate) fn policy(&self) -> Arc<Policy> {
         super::current_policy(&self.policy)
     }
 
-    fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.auth.clock.now()
     }
 
     /// Every sealed record that can be read, in chain order (an unreadable one is logged and
     /// left out: `GET /api/v1/drills/chain` names it).
-    async fn sealed_records(&self) -> Result<Vec<DrillRecord>, Failure> {
+    pub(crate) async fn sealed_records(&self) -> Result<Vec<DrillRecord>, Failure> {
         let chain = self.store().drill_chain().await.map_err(Failure::store)?;
         Ok(chain
             .into_iter()
@@ -105,7 +105,7 @@ impl DrillsApi {
             .collect())
     }
 
-    async fn drill(&self, id: Uuid) -> Result<StoredDrill, Failure> {
+    pub(crate) async fn drill(&self, id: Uuid) -> Result<StoredDrill, Failure> {
         self.store()
             .get_drill(id)
             .await
@@ -1056,75 +1056,83 @@ async fn start(
     Extension(me): Extension<Principal>,
     Body(req): Body<StartDrillRequest>,
 ) -> Response {
-    respond(async {
-        no_nul("plan", &req.plan)?;
-        let policy = api.policy();
-        let plan = policy
-            .drills
-            .get(req.plan.as_str())
-            .ok_or_else(|| unknown_plan(&req.plan))?;
-        for status in [DrillStatus::Scheduled, DrillStatus::Running] {
-            let filter = DrillFilter {
-                plan: Some(plan.id.clone()),
-                status: Some(status),
-            };
-            let active = api
-                .store()
-                .list_drills(&filter, None, 1)
-                .await
-                .map_err(Failure::store)?;
-            if let Some(d) = active.first() {
-                return Err(conflict(format!(
-                    "a drill of plan {} is already {} (drill {}); wait for it to end or abort it \
-                     (POST /api/v1/drills/{}/abort)",
-                    plan.id,
-                    status.as_str(),
-                    d.id,
-                    d.id
-                )));
-            }
-        }
-        let now = api.now();
-        let id = Uuid::new_v4();
-        let requested = Requested {
-            requested_by: me.actor(),
-            requested_at: now,
+    respond(
+        start_drill(&api, &me, &req)
+            .await
+            .map(|started| (StatusCode::CREATED, Json(started))),
+    )
+}
+
+/// Requests a drill of `req.plan` for `me` (audited): the one start of the API and the
+/// dashboard.
+pub(crate) async fn start_drill(
+    api: &DrillsApi,
+    me: &Principal,
+    req: &StartDrillRequest,
+) -> Result<StartedDrill, Failure> {
+    no_nul("plan", &req.plan)?;
+    let policy = api.policy();
+    let plan = policy
+        .drills
+        .get(req.plan.as_str())
+        .ok_or_else(|| unknown_plan(&req.plan))?;
+    for status in [DrillStatus::Scheduled, DrillStatus::Running] {
+        let filter = DrillFilter {
+            plan: Some(plan.id.clone()),
+            status: Some(status),
         };
-        let state = serde_json::to_value(&requested)
-            .map_err(|e| Failure::internal(format!("drill request: {e}")))?;
-        let drill = NewDrill {
-            id,
-            plan: plan.id.clone(),
-            status: DrillStatus::Scheduled,
-            created_by: me.actor(),
-            created_at: now,
-            scheduled_for: req.at,
-            started_at: None,
-            state,
-        };
-        api.store()
-            .insert_drill(&drill)
+        let active = api
+            .store()
+            .list_drills(&filter, None, 1)
             .await
             .map_err(Failure::store)?;
-        api.auth
-            .audit(
-                &me.actor(),
-                "drill.start",
-                &format!("drill:{id}"),
-                serde_json::json!({ "plan": plan.id, "scheduled_for": req.at }),
-            )
-            .await;
-        Ok((
-            StatusCode::CREATED,
-            Json(StartedDrill {
-                id,
-                plan: plan.id.clone(),
-                status: DrillStatus::Scheduled.as_str().to_string(),
-                scheduled_for: req.at,
-            }),
-        ))
+        if let Some(d) = active.first() {
+            return Err(conflict(format!(
+                "a drill of plan {} is already {} (drill {}); wait for it to end or abort it \
+                 (POST /api/v1/drills/{}/abort)",
+                plan.id,
+                status.as_str(),
+                d.id,
+                d.id
+            )));
+        }
     }
-    .await)
+    let now = api.now();
+    let id = Uuid::new_v4();
+    let requested = Requested {
+        requested_by: me.actor(),
+        requested_at: now,
+    };
+    let state = serde_json::to_value(&requested)
+        .map_err(|e| Failure::internal(format!("drill request: {e}")))?;
+    let drill = NewDrill {
+        id,
+        plan: plan.id.clone(),
+        status: DrillStatus::Scheduled,
+        created_by: me.actor(),
+        created_at: now,
+        scheduled_for: req.at,
+        started_at: None,
+        state,
+    };
+    api.store()
+        .insert_drill(&drill)
+        .await
+        .map_err(Failure::store)?;
+    api.auth
+        .audit(
+            &me.actor(),
+            "drill.start",
+            &format!("drill:{id}"),
+            serde_json::json!({ "plan": plan.id, "scheduled_for": req.at }),
+        )
+        .await;
+    Ok(StartedDrill {
+        id,
+        plan: plan.id.clone(),
+        status: DrillStatus::Scheduled.as_str().to_string(),
+        scheduled_for: req.at,
+    })
 }
 
 async fn list(
@@ -1202,58 +1210,65 @@ async fn approve(
     Body(req): Body<ApproveRequest>,
 ) -> Response {
     respond(
-        async {
-            no_nul("step", &req.step)?;
-            no_nul("comment", &req.comment)?;
-            let drill = api.drill(id).await?;
-            let Some(role) = gate_role(me.role) else {
-                return Err(Failure::new(
-                    StatusCode::FORBIDDEN,
-                    ErrorCode::Forbidden,
-                    "a viewer cannot approve a gate",
-                ));
-            };
-            let now = api.now();
-            // The machine's own rules, on a copy: the gate exists, is running, and the role
-            // suffices.
-            let mut copy = running_state(&drill)?;
-            copy.approve(&req.step, &me.user, role, &req.comment, now)
-                .map_err(|e| conflict(format!("drill {id}: {e}")))?;
-            let detail = ApproveDetail {
-                step: req.step.clone(),
-                role,
-                comment: req.comment.clone(),
-            };
-            let detail = serde_json::to_value(&detail)
-                .map_err(|e| Failure::internal(format!("approval: {e}")))?;
-            let input = api
-                .store()
-                .add_drill_input(id, APPROVE_INPUT, &me.actor(), &detail, now)
-                .await
-                .map_err(Failure::store)?;
-            api.auth
-            .audit(
-                &me.actor(),
-                "drill.approve",
-                &format!("drill:{id}"),
-                serde_json::json!({ "step": req.step, "role": role.to_string(), "input": input }),
-            )
-            .await;
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(InputAccepted {
-                    drill: id,
-                    input,
-                    message: format!(
-                        "gate {} approved by {} ({role}); the drill goes on at the orchestrator's \
-                     next tick",
-                        req.step, me.user
-                    ),
-                }),
-            ))
-        }
-        .await,
+        approve_gate(&api, &me, id, &req)
+            .await
+            .map(|accepted| (StatusCode::ACCEPTED, Json(accepted))),
     )
+}
+
+/// Appends `me`'s approval of gate `req.step` of drill `id` as a drill input, audited, after
+/// checking it with the state machine's own rules on a copy of the stored state: the one
+/// approval of the API, the CLI's coordinator and the dashboard.
+pub(crate) async fn approve_gate(
+    api: &DrillsApi,
+    me: &Principal,
+    id: Uuid,
+    req: &ApproveRequest,
+) -> Result<InputAccepted, Failure> {
+    no_nul("step", &req.step)?;
+    no_nul("comment", &req.comment)?;
+    let drill = api.drill(id).await?;
+    let Some(role) = gate_role(me.role) else {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "a viewer cannot approve a gate",
+        ));
+    };
+    let now = api.now();
+    // The machine's own rules, on a copy: the gate exists, is running, and the role
+    // suffices.
+    let mut copy = running_state(&drill)?;
+    copy.approve(&req.step, &me.user, role, &req.comment, now)
+        .map_err(|e| conflict(format!("drill {id}: {e}")))?;
+    let detail = ApproveDetail {
+        step: req.step.clone(),
+        role,
+        comment: req.comment.clone(),
+    };
+    let detail =
+        serde_json::to_value(&detail).map_err(|e| Failure::internal(format!("approval: {e}")))?;
+    let input = api
+        .store()
+        .add_drill_input(id, APPROVE_INPUT, &me.actor(), &detail, now)
+        .await
+        .map_err(Failure::store)?;
+    api.auth
+        .audit(
+            &me.actor(),
+            "drill.approve",
+            &format!("drill:{id}"),
+            serde_json::json!({ "step": req.step, "role": role.to_string(), "input": input }),
+        )
+        .await;
+    Ok(InputAccepted {
+        drill: id,
+        input,
+        message: format!(
+            "gate {} approved by {} ({role}); the drill goes on at the orchestrator's next tick",
+            req.step, me.user
+        ),
+    })
 }
 
 async fn abort(
@@ -1263,50 +1278,56 @@ async fn abort(
     Body(req): Body<AbortRequest>,
 ) -> Response {
     respond(
-        async {
-            no_nul("reason", &req.reason)?;
-            let drill = api.drill(id).await?;
-            let now = api.now();
-            match drill.status {
-                // Not started: the orchestrator starts it and applies the abort in the same tick.
-                DrillStatus::Scheduled => {}
-                _ => {
-                    let mut copy = running_state(&drill)?;
-                    copy.abort(&me.user, &req.reason, now)
-                        .map_err(|e| conflict(format!("drill {id}: {e} (it is cleaning up)")))?;
-                }
-            }
-            let detail = serde_json::to_value(AbortDetail {
-                reason: req.reason.clone(),
-            })
-            .map_err(|e| Failure::internal(format!("abort: {e}")))?;
-            let input = api
-                .store()
-                .add_drill_input(id, ABORT_INPUT, &me.actor(), &detail, now)
-                .await
-                .map_err(Failure::store)?;
-            api.auth
-                .audit(
-                    &me.actor(),
-                    "drill.abort",
-                    &format!("drill:{id}"),
-                    serde_json::json!({ "reason": req.reason, "input": input }),
-                )
-                .await;
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(InputAccepted {
-                    drill: id,
-                    input,
-                    message:
-                        "the drill is aborted at the orchestrator's next tick; open tasks are \
-                          withdrawn and the restored data cleaned up"
-                            .to_string(),
-                }),
-            ))
-        }
-        .await,
+        abort_drill(&api, &me, id, &req)
+            .await
+            .map(|accepted| (StatusCode::ACCEPTED, Json(accepted))),
     )
+}
+
+/// Appends `me`'s abort of drill `id` as a drill input, audited, unless the drill has ended or
+/// is cleaning up: the one abort of the API and the dashboard.
+pub(crate) async fn abort_drill(
+    api: &DrillsApi,
+    me: &Principal,
+    id: Uuid,
+    req: &AbortRequest,
+) -> Result<InputAccepted, Failure> {
+    no_nul("reason", &req.reason)?;
+    let drill = api.drill(id).await?;
+    let now = api.now();
+    match drill.status {
+        // Not started: the orchestrator starts it and applies the abort in the same tick.
+        DrillStatus::Scheduled => {}
+        _ => {
+            let mut copy = running_state(&drill)?;
+            copy.abort(&me.user, &req.reason, now)
+                .map_err(|e| conflict(format!("drill {id}: {e} (it is cleaning up)")))?;
+        }
+    }
+    let detail = serde_json::to_value(AbortDetail {
+        reason: req.reason.clone(),
+    })
+    .map_err(|e| Failure::internal(format!("abort: {e}")))?;
+    let input = api
+        .store()
+        .add_drill_input(id, ABORT_INPUT, &me.actor(), &detail, now)
+        .await
+        .map_err(Failure::store)?;
+    api.auth
+        .audit(
+            &me.actor(),
+            "drill.abort",
+            &format!("drill:{id}"),
+            serde_json::json!({ "reason": req.reason, "input": input }),
+        )
+        .await;
+    Ok(InputAccepted {
+        drill: id,
+        input,
+        message: "the drill is aborted at the orchestrator's next tick; open tasks are \
+                  withdrawn and the restored data cleaned up"
+            .to_string(),
+    })
 }
 
 /// The seal of a drill; 404 until it is sealed.

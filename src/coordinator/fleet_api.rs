@@ -1085,25 +1085,43 @@ async fn system(State(api): State<FleetApi>, Param(id): Param<String>) -> Respon
     let Some(view) = api.view() else {
         return not_ready();
     };
-    let Some(assessment) = view.assessment(&id) else {
+    if view.assessment(&id).is_none() {
         return not_ready();
-    };
-    let runs = match api
-        .store()
-        .runs_of_system(&id, Page::first(SYSTEM_RUNS))
-        .await
-    {
+    }
+    let runs = match latest_runs(api.store(), &id).await {
         Ok(runs) => runs,
-        Err(e) => return Failure::store(e).into_response(),
+        Err(f) => return f.into_response(),
     };
-    Json(SystemDetail {
+    match system_detail(&policy, &view, system, runs) {
+        Some(detail) => Json(detail).into_response(),
+        None => not_ready(),
+    }
+}
+
+/// The latest runs of system `id` that its detail shows, newest first.
+pub(crate) async fn latest_runs(store: &Store, id: &str) -> Result<Vec<StoredRun>, Failure> {
+    store
+        .runs_of_system(id, Page::first(SYSTEM_RUNS))
+        .await
+        .map_err(Failure::store)
+}
+
+/// A system's detail from the sweep's `view` and its latest `runs`; `None` while the view has
+/// no assessment of it (the policy changed since the sweep).
+pub fn system_detail(
+    policy: &Policy,
+    view: &FleetView,
+    system: &System,
+    runs: Vec<StoredRun>,
+) -> Option<SystemDetail> {
+    let assessment = view.assessment(system.id.as_str())?;
+    Some(SystemDetail {
         row: system_row(system, assessment),
-        policy: system_policy_view(&policy, system),
+        policy: system_policy_view(policy, system),
         assessment: assessment_view(assessment),
         agent: view.agent(&system.host).map(AgentView::from),
         runs: runs.into_iter().map(RunView::from).collect(),
     })
-    .into_response()
 }
 
 async fn backup_now(
@@ -1230,13 +1248,28 @@ async fn snapshots(
     if policy.system(&id).is_none() {
         return unknown_system(&id);
     }
+    match read_inventory(api.store(), policy, id, api.auth.clock.now()).await {
+        Ok(inventory) => Json(inventory).into_response(),
+        Err(f) => f.into_response(),
+    }
+}
+
+/// The snapshot inventory of system `id` of `policy` at `now`, from its stored run records
+/// (at most [`MAX_INVENTORY_RUNS`]): what `GET /api/v1/snapshots` and the dashboard's system
+/// page show.
+pub(crate) async fn read_inventory(
+    store: &Store,
+    policy: Arc<Policy>,
+    id: String,
+    now: Timestamp,
+) -> Result<SnapshotInventory, Failure> {
     let mut records = Vec::new();
     let mut page = Page::first(Page::MAX_LIMIT);
     loop {
-        let batch = match api.store().runs_of_system(&id, page).await {
-            Ok(b) => b,
-            Err(e) => return Failure::store(e).into_response(),
-        };
+        let batch = store
+            .runs_of_system(&id, page)
+            .await
+            .map_err(Failure::store)?;
         let last = batch.len() < page.limit as usize;
         records.extend(batch.into_iter().map(|r| r.record));
         if last || records.len() >= MAX_INVENTORY_RUNS as usize {
@@ -1244,7 +1277,6 @@ async fn snapshots(
         }
         page = page.next();
     }
-    let now = api.auth.clock.now();
     // Building the inventory is CPU work: off the async threads.
     let built = tokio::task::spawn_blocking(move || {
         policy
@@ -1253,11 +1285,13 @@ async fn snapshots(
     })
     .await;
     match built {
-        Ok(Some(inventory)) => Json(inventory).into_response(),
-        Ok(None) => {
-            Failure::internal("the system left the policy while reading".into()).into_response()
-        }
-        Err(e) => Failure::internal(format!("the inventory task failed: {e}")).into_response(),
+        Ok(Some(inventory)) => Ok(inventory),
+        Ok(None) => Err(Failure::internal(
+            "the system left the policy while reading".into(),
+        )),
+        Err(e) => Err(Failure::internal(format!(
+            "the inventory task failed: {e}"
+        ))),
     }
 }
 

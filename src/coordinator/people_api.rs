@@ -330,12 +330,21 @@ pub(super) fn schemas() -> super::openapi::Schemas {
 // ---------------------------------------------------------------------------------------------
 // Login and logout
 
-async fn login(State(api): State<PeopleApi>, Body(req): Body<LoginRequest>) -> Response {
-    let user = match api.store().user(&req.name).await {
-        Ok(u) => u,
-        Err(e) => return Failure::store(e).into_response(),
-    };
-    let password = req.password.into_secret();
+/// A session just opened: its token (shown once, to its owner) and until when it lasts.
+pub(crate) struct OpenedSession {
+    pub token: Secret,
+    pub expires_at: Timestamp,
+    pub role: Role,
+}
+
+/// Checks `name` and `password` and opens a session: the one login of the API and the
+/// dashboard. A refusal is audited and says nothing of which part was wrong.
+pub(crate) async fn open_session(
+    auth: &Auth,
+    name: &str,
+    password: Secret,
+) -> Result<OpenedSession, Failure> {
+    let user = auth.store.user(name).await.map_err(Failure::store)?;
     let matches =
         auth::check_password(password, user.as_ref().map(|u| u.password_hash.clone())).await;
     let refused = match &user {
@@ -344,24 +353,22 @@ async fn login(State(api): State<PeopleApi>, Body(req): Body<LoginRequest>) -> R
         Some(u) if u.disabled => Some("user disabled"),
         Some(_) => None,
     };
-    let target = format!("user:{}", req.name.chars().take(80).collect::<String>());
+    let target = format!("user:{}", name.chars().take(80).collect::<String>());
     let (Some(user), None) = (user, refused) else {
-        api.auth
-            .audit(
-                "anonymous",
-                "user.login-refused",
-                &target,
-                serde_json::json!({ "reason": refused }),
-            )
-            .await;
-        return Failure::new(
+        auth.audit(
+            "anonymous",
+            "user.login-refused",
+            &target,
+            serde_json::json!({ "reason": refused }),
+        )
+        .await;
+        return Err(Failure::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized,
             "wrong user name or password, or the user is disabled",
-        )
-        .into_response();
+        ));
     };
-    let now = api.now();
+    let now = auth.clock.now();
     let token = auth::new_token(TokenKind::Session);
     let expires_at = now.checked_add(auth::SESSION_TTL).unwrap_or(now);
     let session = Session {
@@ -370,48 +377,66 @@ async fn login(State(api): State<PeopleApi>, Body(req): Body<LoginRequest>) -> R
         created_at: now,
         expires_at,
     };
-    if let Err(e) = api.store().create_session(&session).await {
-        return Failure::store(e).into_response();
-    }
+    auth.store
+        .create_session(&session)
+        .await
+        .map_err(Failure::store)?;
     // Housekeeping: a login is a fine moment to forget expired sessions.
-    if let Err(e) = api.store().delete_expired_sessions(now).await {
+    if let Err(e) = auth.store.delete_expired_sessions(now).await {
         tracing::warn!("cannot delete expired sessions: {e}");
     }
-    api.auth
-        .audit(
-            &format!("user:{}", user.name),
-            "user.login",
-            &target,
-            serde_json::json!({ "expires_at": expires_at.to_string() }),
-        )
-        .await;
-    Json(LoginResponse {
-        token: Token::from(token),
+    auth.audit(
+        &format!("user:{}", user.name),
+        "user.login",
+        &target,
+        serde_json::json!({ "expires_at": expires_at.to_string() }),
+    )
+    .await;
+    Ok(OpenedSession {
+        token,
         expires_at,
-        role: user.role.as_str(),
+        role: user.role,
     })
-    .into_response()
+}
+
+/// Ends the caller's session (audited): the one logout of the API and the dashboard.
+pub(crate) async fn end_session(auth: &Auth, me: &Principal) -> Result<(), Failure> {
+    let Credential::Session(hash) = &me.credential else {
+        return Err(Failure::bad_request(
+            "an API token has no session to end; an admin revokes it (DELETE /api/v1/tokens/{id})",
+        ));
+    };
+    auth.store
+        .delete_session(hash)
+        .await
+        .map_err(Failure::store)?;
+    auth.audit(
+        &me.actor(),
+        "user.logout",
+        &me.actor(),
+        serde_json::Value::Null,
+    )
+    .await;
+    Ok(())
+}
+
+async fn login(State(api): State<PeopleApi>, Body(req): Body<LoginRequest>) -> Response {
+    match open_session(&api.auth, &req.name, req.password.into_secret()).await {
+        Ok(opened) => Json(LoginResponse {
+            token: Token::from(opened.token),
+            expires_at: opened.expires_at,
+            role: opened.role.as_str(),
+        })
+        .into_response(),
+        Err(f) => f.into_response(),
+    }
 }
 
 async fn logout(State(api): State<PeopleApi>, Extension(me): Extension<Principal>) -> Response {
-    let Credential::Session(hash) = &me.credential else {
-        return Failure::bad_request(
-            "an API token has no session to end; an admin revokes it (DELETE /api/v1/tokens/{id})",
-        )
-        .into_response();
-    };
-    if let Err(e) = api.store().delete_session(hash).await {
-        return Failure::store(e).into_response();
+    match end_session(&api.auth, &me).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(f) => f.into_response(),
     }
-    api.auth
-        .audit(
-            &me.actor(),
-            "user.logout",
-            &me.actor(),
-            serde_json::Value::Null,
-        )
-        .await;
-    StatusCode::NO_CONTENT.into_response()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -58,6 +58,20 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
             .layer(DefaultBodyLimit::max(max_body))
             .with_state(state)
     }
+
+    /// The finished router behind another gate than [`auth::gate`]: for the dashboard, whose
+    /// gate reads the session cookie. `gate` puts the routes behind a `route_layer` that
+    /// decides through [`Auth::admit`](super::auth::Auth::admit), i.e. the role matrix.
+    pub fn finish_with(
+        self,
+        gate: impl FnOnce(axum::Router<S>) -> axum::Router<S>,
+        max_body: usize,
+        state: S,
+    ) -> axum::Router {
+        gate(self.router)
+            .layer(DefaultBodyLimit::max(max_body))
+            .with_state(state)
+    }
 }
 
 #[cfg(test)]
@@ -71,6 +85,7 @@ mod tests {
         listed.extend_from_slice(fleet_api::routes().listed());
         listed.extend_from_slice(alerts::api::routes().listed());
         listed.extend_from_slice(drills_api::routes().listed());
+        listed.extend_from_slice(crate::web::routes().listed());
         for (verb, path) in &listed {
             assert!(
                 rule_for(&verb.method(), path).is_some(),

@@ -166,29 +166,36 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
     };
     // The operator/viewer read API; its requests are timed like the others.
     let metrics = Metrics::new();
-    let fleet = fleet_api::router(FleetApi::new(
+    let fleet_api = FleetApi::new(
         store.clone(),
         policy.clone(),
         clock.clone(),
         sweep.clone(),
         loads,
+    );
+    let drills_api =
+        super::drills_api::DrillsApi::new(store.clone(), policy.clone(), clock.clone());
+    // The dashboard: the same API modules behind the session cookie.
+    let web = crate::web::router(crate::web::Web::new(
+        fleet_api.clone(),
+        drills_api.clone(),
+        cfg.tls.is_some(),
     ))
     .layer(axum::middleware::from_fn_with_state(
         metrics.clone(),
         metrics::track,
     ));
-    let drills = super::drills_api::router(super::drills_api::DrillsApi::new(
-        store.clone(),
-        policy.clone(),
-        clock.clone(),
-    ))
-    .layer(axum::middleware::from_fn_with_state(
+    let fleet = fleet_api::router(fleet_api).layer(axum::middleware::from_fn_with_state(
         metrics.clone(),
         metrics::track,
     ));
+    let drills = super::drills_api::router(drills_api).layer(
+        axum::middleware::from_fn_with_state(metrics.clone(), metrics::track),
+    );
     let app = app(store.clone(), policy, clock, metrics, sweep)
         .merge(fleet)
         .merge(drills)
+        .merge(web)
         .method_not_allowed_fallback(method_not_allowed);
     let listener = std::net::TcpListener::bind(cfg.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
