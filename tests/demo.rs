@@ -102,9 +102,10 @@ fn demo_runs_the_bank_end_to_end_and_up_serves_the_same_fleet() {
         );
     }
     assert!(
-        stderr.contains("auto") && stderr.contains("admin"),
-        "{stderr}"
+        stderr.contains("approving it as the admin user"),
+        "the demo says it approves the gate itself:\n{stderr}"
     );
+    assert!(stdout.contains("auto-approved"), "{stdout}");
 
     // Secrets are the owner's only.
     use std::os::unix::fs::PermissionsExt;
