@@ -370,17 +370,29 @@ Exit code 10 when the drill has ended already.")]
         reason: String,
     },
 
-    /// Print (or write) a drill's sealed record: the exact JSON text its hash is over.
+    /// Print (or write) a drill's sealed record: the exact JSON text its hash is over, or the
+    /// drill report (standards §4.1) rendered from it as HTML or PDF, in English or Chinese.
     #[command(after_help = "Examples:
   lifeboat drill record 1a2b3c4d > record.json
   lifeboat drill record 1a2b3c4d --out /srv/audit/drill-2025-06.json
+  lifeboat drill record 1a2b3c4d --format html --lang zh-CN --out drill-report.html
+  lifeboat drill record 1a2b3c4d --format pdf --lang zh-CN --out drill-report.pdf
 
-Exit code 7 when the drill has no sealed record yet.")]
+A PDF is printed with headless Chromium (LIFEBOAT_CHROMIUM, else chromium on PATH) and needs a
+Chinese font for Chinese text (Debian: apt-get install chromium fonts-noto-cjk).
+
+Exit code 7 when the drill has no sealed record yet; 1 when the PDF cannot be printed.")]
     Record {
         id: String,
-        /// Write it to this file instead of standard output.
+        /// Write it to this file instead of standard output (required for pdf).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// json: the sealed record as it is hashed; html or pdf: the drill report.
+        #[arg(long, value_enum, default_value_t = RecordFormat::Json)]
+        format: RecordFormat,
+        /// The report's language (html and pdf).
+        #[arg(long, value_enum, default_value_t = crate::i18n::Lang::En)]
+        lang: crate::i18n::Lang,
     },
 
     /// Write a drill's evidence bundle (tar + zstd) and check it against its sealed sha256.
@@ -414,6 +426,17 @@ Counts sealed drills whose verdict is not fail (a system counts when its own res
 fail). Exit code 0 when nothing is overdue, 8 when a plan, a regulatory drill or a system is
 overdue.")]
     Calendar,
+}
+
+/// What `lifeboat drill record` writes.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// The sealed record, exactly the JSON text its hash is over.
+    Json,
+    /// The drill report as a self-contained HTML page.
+    Html,
+    /// The drill report printed to PDF.
+    Pdf,
 }
 
 /// A drill's status, as `drill list --status` takes it.

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::args::{DrillArgs, DrillCommand, DrillStatusArg};
+use super::args::{DrillArgs, DrillCommand, DrillStatusArg, RecordFormat};
 use super::render::bytes;
 use super::{print_json, report_error};
 use crate::assess::Human;
@@ -60,6 +60,8 @@ pub enum DrillCliError {
         context: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Pdf(#[from] crate::report::pdf::PdfError),
 }
 
 impl DrillCliError {
@@ -67,7 +69,9 @@ impl DrillCliError {
         match self {
             DrillCliError::Config(_) | DrillCliError::Policy(_) => Exit::Policy,
             DrillCliError::Store(e) if e.is_unavailable() => Exit::Unreachable,
-            DrillCliError::Store(_) | DrillCliError::Io { .. } => Exit::Failure,
+            DrillCliError::Store(_) | DrillCliError::Io { .. } | DrillCliError::Pdf(_) => {
+                Exit::Failure
+            }
             DrillCliError::NotFound(_) => Exit::NotFound,
             DrillCliError::Refused(_) => Exit::Refused,
             DrillCliError::Usage(_) => Exit::Usage,
@@ -85,6 +89,7 @@ impl DrillCliError {
             DrillCliError::Usage(_) => "usage",
             DrillCliError::Integrity(_) => "integrity",
             DrillCliError::Io { .. } => "io",
+            DrillCliError::Pdf(_) => "pdf",
         }
     }
 }
@@ -171,7 +176,12 @@ async fn command(ctx: &Ctx, cmd: &DrillCommand) -> Result<Exit> {
         DrillCommand::Show { id } => show(ctx, id).await,
         DrillCommand::Approve { id, step, comment } => approve(ctx, id, step, comment).await,
         DrillCommand::Abort { id, reason } => abort(ctx, id, reason).await,
-        DrillCommand::Record { id, out } => export_record(ctx, id, out.as_deref()).await,
+        DrillCommand::Record {
+            id,
+            out,
+            format,
+            lang,
+        } => export_record(ctx, id, out.as_deref(), *format, *lang).await,
         DrillCommand::Bundle { id, out } => export_bundle(ctx, id, out).await,
         DrillCommand::VerifyChain => verify_chain(ctx).await,
         DrillCommand::Calendar => show_calendar(ctx).await,
@@ -1043,9 +1053,23 @@ async fn abort(ctx: &Ctx, id: &str, reason: &str) -> Result<Exit> {
 // ---------------------------------------------------------------------------------------------
 // record and bundle
 
-async fn export_record(ctx: &Ctx, id: &str, out: Option<&Path>) -> Result<Exit> {
+async fn export_record(
+    ctx: &Ctx,
+    id: &str,
+    out: Option<&Path>,
+    format: RecordFormat,
+    lang: crate::i18n::Lang,
+) -> Result<Exit> {
+    if format == RecordFormat::Pdf && out.is_none() {
+        return Err(DrillCliError::Usage(
+            "--format pdf needs --out FILE (a PDF is not written to a terminal)".into(),
+        ));
+    }
     let drill = find_drill(&ctx.store, id).await?;
     let seal = sealed(&drill)?;
+    if format != RecordFormat::Json {
+        return export_report(ctx, &drill, seal, out, format, lang).await;
+    }
     match out {
         Some(path) => {
             write_file(path, seal.record.as_bytes())?;
@@ -1064,6 +1088,53 @@ async fn export_record(ctx: &Ctx, id: &str, out: Option<&Path>) -> Result<Exit> 
         }
         // Exactly the sealed text: what the hash is over.
         None => println!("{}", seal.record),
+    }
+    Ok(Exit::Ok)
+}
+
+/// The drill report rendered from the sealed record, as HTML (to `out` or standard output) or
+/// printed to PDF (to `out`).
+async fn export_report(
+    ctx: &Ctx,
+    drill: &StoredDrill,
+    seal: &DrillSeal,
+    out: Option<&Path>,
+    format: RecordFormat,
+    lang: crate::i18n::Lang,
+) -> Result<Exit> {
+    let record = parse_record(seal).ok_or_else(|| {
+        DrillCliError::Integrity(format!(
+            "the sealed record of drill {} cannot be read as a drill record",
+            drill.id
+        ))
+    })?;
+    let html = crate::drill::render::page(&record, lang);
+    let content = match format {
+        RecordFormat::Pdf => crate::report::pdf::html_to_pdf(&html).await?,
+        _ => html.into_bytes(),
+    };
+    match out {
+        Some(path) => {
+            write_file(path, &content)?;
+            if ctx.json {
+                print_json(&json!({
+                    "id": drill.id,
+                    "out": path,
+                    "format": format!("{format:?}").to_lowercase(),
+                    "lang": lang,
+                    "bytes": content.len(),
+                    "record_hash": seal.record_hash,
+                }));
+            } else {
+                println!(
+                    "report of drill {} ({lang}) written to {} (record hash {})",
+                    drill.id,
+                    path.display(),
+                    seal.record_hash
+                );
+            }
+        }
+        None => print!("{}", String::from_utf8_lossy(&content)),
     }
     Ok(Exit::Ok)
 }

@@ -46,6 +46,7 @@ use crate::drill::measure::Verdict;
 use crate::drill::record::DrillRecord;
 use crate::drill::select::{PassedOver, RestorePoint};
 use crate::drill::{build, render};
+use crate::i18n::Lang;
 use crate::policy::{DrillId, DrillPlan, GateRole, Policy, RepoId, SiteId, SystemId};
 
 /// The largest request body accepted (a plan name, a step name, a comment or a reason): the
@@ -330,6 +331,14 @@ pub struct DrillsQuery {
     pub status: Option<String>,
     pub after: Option<Uuid>,
     pub limit: Option<u32>,
+}
+
+/// `?lang=en|zh-CN&format=html|pdf` of the drill report.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    pub lang: Option<String>,
+    pub format: Option<String>,
 }
 
 /// One drill in lists.
@@ -1389,19 +1398,64 @@ async fn bundle(State(api): State<DrillsApi>, Param(id): Param<Uuid>) -> Respons
     )
 }
 
-async fn report(State(api): State<DrillsApi>, Param(id): Param<Uuid>) -> Response {
+async fn report(
+    State(api): State<DrillsApi>,
+    Param(id): Param<Uuid>,
+    headers: axum::http::HeaderMap,
+    q: Result<Query<ReportQuery>, QueryRejection>,
+) -> Response {
     respond(
         async {
+            let Query(q) = q.map_err(|e| Failure::bad_request(e.body_text()))?;
+            // `?lang=` first, then the browser's Accept-Language, then English.
+            let lang = match q.lang.as_deref() {
+                Some(tag) => Lang::from_tag(tag)
+                    .ok_or_else(|| Failure::bad_request("`lang` must be en or zh-CN"))?,
+                None => headers
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(Lang::from_accept_language)
+                    .unwrap_or_default(),
+            };
+            let pdf = match q.format.as_deref() {
+                None | Some("html") => false,
+                Some("pdf") => true,
+                Some(_) => return Err(Failure::bad_request("`format` must be html or pdf")),
+            };
             let drill = api.drill(id).await?;
             let seal = sealed(&drill)?;
             let record: DrillRecord = serde_json::from_str(&seal.record).map_err(|e| {
                 Failure::internal(format!("drill {id}: sealed record cannot be read: {e}"))
             })?;
-            let mut response = with_type(render::page(&record), "text/html; charset=utf-8");
-            response.headers_mut().insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(REPORT_CSP),
-            );
+            let html = render::page(&record, lang);
+            if !pdf {
+                let mut response = with_type(html, "text/html; charset=utf-8");
+                response.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(REPORT_CSP),
+                );
+                return Ok(response);
+            }
+            let bytes = crate::report::pdf::html_to_pdf(&html).await.map_err(|e| {
+                if e.is_missing_software() {
+                    Failure::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        ErrorCode::Unavailable,
+                        e.to_string(),
+                    )
+                } else {
+                    Failure::internal(format!("drill {id}: the report could not be printed: {e}"))
+                }
+            })?;
+            let mut response = with_type(bytes, "application/pdf");
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "attachment; filename=\"drill-{id}-{}.pdf\"",
+                lang.tag()
+            )) {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_DISPOSITION, v);
+            }
             Ok(response)
         }
         .await,

@@ -503,8 +503,16 @@ pub const DOCS: &[Doc] = &[
         auth::DRILL_REPORT_PATH,
         Person,
         "drills",
-        "The drill record as a printable HTML page (404 until sealed)",
-    ),
+        "The drill report (standards §4.1) from the sealed record, as a printable HTML page or \
+         a PDF (404 until sealed; 503 when the coordinator has no Chromium or CJK font to print)",
+    )
+    .query(&[
+        (
+            "lang",
+            "en or zh-CN (default: the Accept-Language header's choice, else en)",
+        ),
+        ("format", "html (default) or pdf"),
+    ]),
     doc(
         Get,
         auth::DRILL_CHAIN_PATH,
