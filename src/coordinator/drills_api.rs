@@ -2175,6 +2175,25 @@ steps = [
         assert!(!page.contains("<script"), "the plan title is escaped");
         assert!(page.contains("Branch &lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains(&sealed.record_hash));
+        // The same report in Chinese by `?lang=`; bad parameters are refused.
+        let zh = app
+            .get(&format!("/api/v1/drills/{id}/report?lang=zh-CN"), "viewer")
+            .await;
+        assert_eq!(zh.status, StatusCode::OK);
+        assert!(zh.text().contains("<html lang=\"zh-CN\">"));
+        assert!(zh.text().contains("8. 各系统结果"));
+        assert!(page.contains("<html lang=\"en\">"));
+        for (query, problem) in [
+            ("lang=fr", "`lang` must be en or zh-CN"),
+            ("format=docx", "`format` must be html or pdf"),
+            ("colour=red", "unknown field"),
+        ] {
+            let bad = app
+                .get(&format!("/api/v1/drills/{id}/report?{query}"), "viewer")
+                .await;
+            assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{query}");
+            assert!(bad.text().contains(problem), "{query}: {}", bad.text());
+        }
 
         let bundle = app
             .get(&format!("/api/v1/drills/{id}/bundle"), "operator")
