@@ -298,6 +298,7 @@ async fn seal_not_ready(
             state: serde_json::to_value(Requested {
                 requested_by: "cli:tester".into(),
                 requested_at: now,
+                disaster_at: None,
             })
             .unwrap(),
         })
@@ -310,6 +311,7 @@ async fn seal_not_ready(
         policy_digest: policy.digest.clone(),
         started_by: "cli:tester".into(),
         now,
+        declared_disaster: None,
         systems: planned,
         extrapolated,
         standby_last_seen: None,

@@ -18,9 +18,10 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::drill::{Running, ts};
 use common::{
     Garage, assert_same_tree, free_port, http, lifeboat, make_dataset, wait_ready, wait_until,
 };
@@ -29,16 +30,6 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "drill-e2e-repo-password-5f2a";
 const OPERATOR_PASSWORD: &str = "operator-password-long-enough";
-
-/// A child process killed when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 struct World {
     dir: tempfile::TempDir,
@@ -297,13 +288,6 @@ fn runs(w: &World, token: &str, system: &str, kind: &str) -> Vec<Value> {
     );
     assert_eq!(code, 200, "{body}");
     body["runs"].as_array().cloned().unwrap_or_default()
-}
-
-fn ts(v: &Value) -> Timestamp {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a timestamp: {v}"))
-        .parse()
-        .unwrap()
 }
 
 #[test]

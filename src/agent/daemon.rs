@@ -27,7 +27,7 @@ use super::drill::ledger::Ledger;
 use super::drill::worker::Worker;
 use super::metrics::{self, MetricsView};
 use super::runner::{self, JobOrder, kind_of};
-use super::schedule::{self, DueJob, PlanOptions};
+use super::schedule::{self, DueJob, DueReason, PlanOptions};
 use super::spool::{Spool, SpoolLimits};
 use super::state::AgentState;
 use super::{AgentError, HeartbeatInfo};
@@ -341,9 +341,11 @@ impl Agent {
         let mut due: Vec<DueJob> = plan.late.clone();
         due.extend(plan.due.iter().filter(|d| !plan.late.contains(d)).cloned());
         // "Back up now" from the coordinator: a backup due at once, ahead of the schedule.
+        let mut asked = Vec::new();
         for system in forced.drain(..) {
             if let Some(s) = policy.system(&system).filter(|s| s.host == self.host) {
                 due.insert(0, DueJob::forced(s.id.clone(), JobKind::Backup, now));
+                asked.push(system);
             } else {
                 tracing::warn!("backup-now for {system}, which is not assigned to this host");
             }
@@ -353,6 +355,13 @@ impl Agent {
         due.retain(|d| d.job != JobKind::Copy || window_open);
         let free = self.cfg.max_concurrent_jobs.saturating_sub(jobs.len());
         let start = schedule::select_runnable(&due, &running_systems, free);
+        // A backup-now for a system busy with another job (or with no free slot) waits for the
+        // next round instead of being lost: the coordinator hands each command out only once.
+        forced.extend(asked.into_iter().filter(|system| {
+            !start
+                .iter()
+                .any(|d| d.reason == DueReason::Forced && d.system.as_str() == system)
+        }));
         for d in start {
             self.start(jobs, &engine, &specs, d, now);
         }

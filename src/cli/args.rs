@@ -302,6 +302,8 @@ drill would then end not-ready: the preview says why); 7 when the plan is not in
   lifeboat drill run linfen-site-loss                       # prints the drill's id
   lifeboat drill run yuncheng-full-switchover --at 2025-06-07T01:00:00Z
   lifeboat drill run linfen-site-loss --wait                # follow it to its verdict
+  lifeboat drill run linfen-site-loss --disaster-at 2025-06-07T02:00:00+08:00
+                           # what if Linfen had been lost at 02:00: restore what was there then
 
 Refused (exit 10) while a drill of the same plan is scheduled or running. With --wait, prints
 phase changes and new log lines every second until the record is sealed, then exits 0 when the
@@ -313,6 +315,11 @@ aborted.")]
         /// Start at this instant (RFC 3339) instead of now.
         #[arg(long)]
         at: Option<jiff::Timestamp>,
+        /// Declare the disaster at this earlier instant (RFC 3339, at or before the start):
+        /// restore points are chosen as they were then and the achieved RPO is measured from it;
+        /// the RTO is still measured from the drill's start.
+        #[arg(long)]
+        disaster_at: Option<jiff::Timestamp>,
         /// Follow the drill until it has ended; the exit code is its verdict.
         #[arg(long)]
         wait: bool,

@@ -24,10 +24,11 @@ use crate::assess::Human;
 use crate::clock::{Clock, SystemClock};
 use crate::coordinator::config::CoordinatorConfig;
 use crate::coordinator::drills::{
-    ABORT_INPUT, APPROVE_INPUT, AbortDetail, ApproveDetail, Requested, runs_in_scope,
+    ABORT_INPUT, APPROVE_INPUT, AbortDetail, ApproveDetail, RequestError, request_drill,
+    runs_in_scope,
 };
 use crate::coordinator::store::{
-    DrillFilter, DrillSeal, DrillStatus, GENESIS_HASH, NewAuditEntry, NewDrill, Store, StoreError,
+    DrillFilter, DrillSeal, DrillStatus, GENESIS_HASH, NewAuditEntry, Store, StoreError,
     StoredDrill,
 };
 use crate::drill::build::{self, Preview};
@@ -167,7 +168,12 @@ fn actor() -> String {
 async fn command(ctx: &Ctx, cmd: &DrillCommand) -> Result<Exit> {
     match cmd {
         DrillCommand::Plan { name, at } => plan(ctx, name, *at).await,
-        DrillCommand::Run { name, at, wait } => start(ctx, name, *at, *wait).await,
+        DrillCommand::Run {
+            name,
+            at,
+            disaster_at,
+            wait,
+        } => start(ctx, name, *at, *disaster_at, *wait).await,
         DrillCommand::List {
             plan,
             status,
@@ -399,7 +405,13 @@ fn print_preview(plan: &DrillPlan, p: &Preview, now: bool) {
 // ---------------------------------------------------------------------------------------------
 // run
 
-async fn start(ctx: &Ctx, name: &str, at: Option<Timestamp>, wait: bool) -> Result<Exit> {
+async fn start(
+    ctx: &Ctx,
+    name: &str,
+    at: Option<Timestamp>,
+    disaster_at: Option<Timestamp>,
+    wait: bool,
+) -> Result<Exit> {
     let policy = ctx.policy()?;
     let plan = find_plan(&policy, name, &ctx.policy_dir)?;
     let now = ctx.clock.now();
@@ -411,46 +423,23 @@ async fn start(ctx: &Ctx, name: &str, at: Option<Timestamp>, wait: bool) -> Resu
             when(t)
         )));
     }
-    // One drill of a plan at a time. (Checked before the insert: two requests in the same
-    // instant could both pass; the orchestrator would then run both.)
-    for status in [DrillStatus::Scheduled, DrillStatus::Running] {
-        let filter = DrillFilter {
-            plan: Some(plan.id.clone()),
-            status: Some(status),
-        };
-        if let Some(d) = ctx.store.list_drills(&filter, None, 1).await?.first() {
+    let id = match request_drill(&ctx.store, &plan.id, &actor(), now, at, disaster_at).await {
+        Ok(id) => id,
+        Err(e @ RequestError::DisasterAfterStart { .. }) => {
+            return Err(DrillCliError::Usage(format!("--disaster-at: {e}")));
+        }
+        Err(RequestError::Active { id, status, .. }) => {
             return Err(DrillCliError::Refused(format!(
-                "drill {} of plan {name} is {} already: follow it with `lifeboat drill show {}` \
-                 or end it with `lifeboat drill abort {}`",
-                d.id,
-                d.status.as_str(),
-                d.id,
-                d.id
+                "drill {id} of plan {name} is {status} already: follow it with `lifeboat drill \
+                 show {id}` or end it with `lifeboat drill abort {id}`"
             )));
         }
-    }
-    let who = actor();
-    let id = Uuid::new_v4();
-    let requested = Requested {
-        requested_by: who.clone(),
-        requested_at: now,
+        Err(RequestError::Store(e)) => return Err(e.into()),
     };
-    ctx.store
-        .insert_drill(&NewDrill {
-            id,
-            plan: plan.id.clone(),
-            status: DrillStatus::Scheduled,
-            created_by: who,
-            created_at: now,
-            scheduled_for: at,
-            started_at: None,
-            state: serde_json::to_value(&requested).unwrap_or(Value::Null),
-        })
-        .await?;
     ctx.audit(
         "drill.start",
         id,
-        json!({ "plan": name, "scheduled_for": at }),
+        json!({ "plan": name, "scheduled_for": at, "disaster_at": disaster_at }),
     )
     .await?;
     if !wait {

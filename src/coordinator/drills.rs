@@ -20,15 +20,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::store::{
-    DrillChange, DrillSeal, DrillStatus, DrillUpdate, LeaseGuard, NewDrillTask, Page, SealedRecord,
-    Store, StoreError, StoredDrill,
+    DrillChange, DrillFilter, DrillSeal, DrillStatus, DrillUpdate, LeaseGuard, NewDrill,
+    NewDrillTask, Page, SealedRecord, Store, StoreError, StoredDrill,
 };
 use crate::api::DrillReport;
 use crate::clock::Clock;
 use crate::drill::build;
 use crate::drill::machine::{DrillRun, Ending, SlotState, StartInput};
 use crate::drill::record::{self, DrillRecord};
-use crate::policy::{GateRole, Policy};
+use crate::policy::{DrillId, GateRole, Policy};
 use crate::run::RunRecord;
 
 /// The store lease that makes one replica the drill orchestrator.
@@ -61,6 +61,10 @@ impl Default for DrillsConfig {
 pub struct Requested {
     pub requested_by: String,
     pub requested_at: Timestamp,
+    /// `T_disaster` declared before the drill's start (`drill run --disaster-at`): restore
+    /// points are chosen as they were at that instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disaster_at: Option<Timestamp>,
 }
 
 /// The detail of an `approve` input.
@@ -77,6 +81,99 @@ pub struct ApproveDetail {
 pub struct AbortDetail {
     #[serde(default)]
     pub reason: String,
+}
+
+/// Why a drill was not requested.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// A drill of the plan is scheduled or running already: one at a time (the database holds
+    /// this too, so two requests in the same instant cannot both succeed).
+    #[error("a drill of plan {plan} is already {status} (drill {id})")]
+    Active {
+        plan: DrillId,
+        id: Uuid,
+        status: &'static str,
+    },
+    /// The declared disaster instant is after the drill's start: a drill replays a disaster
+    /// that has happened by the time it starts, never one to come.
+    #[error(
+        "the declared disaster instant {disaster_at} is after the drill's start {start}: declare \
+         an instant at or before the start"
+    )]
+    DisasterAfterStart {
+        disaster_at: Timestamp,
+        start: Timestamp,
+    },
+    #[error("drills: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Requests a drill of `plan`, to start at `at` (or at the orchestrator's next tick): the one
+/// way a drill comes to exist, shared by the API, the CLI, the dashboard and the demo. The
+/// caller audits it. `disaster_at` declares `T_disaster` before the start ("what if we had lost
+/// the site at 02:00?"): restore points are chosen as they were then and the achieved RPO is
+/// measured from it; the RTO is still measured from the drill's start.
+pub async fn request_drill(
+    store: &Store,
+    plan: &DrillId,
+    actor: &str,
+    now: Timestamp,
+    at: Option<Timestamp>,
+    disaster_at: Option<Timestamp>,
+) -> Result<Uuid, RequestError> {
+    let start = at.map_or(now, |a| a.max(now));
+    if let Some(d) = disaster_at.filter(|d| *d > start) {
+        return Err(RequestError::DisasterAfterStart {
+            disaster_at: d,
+            start,
+        });
+    }
+    let active = |d: &StoredDrill| RequestError::Active {
+        plan: plan.clone(),
+        id: d.id,
+        status: d.status.as_str(),
+    };
+    for status in [DrillStatus::Scheduled, DrillStatus::Running] {
+        let filter = DrillFilter {
+            plan: Some(plan.clone()),
+            status: Some(status),
+        };
+        if let Some(d) = store.list_drills(&filter, None, 1).await?.first() {
+            return Err(active(d));
+        }
+    }
+    let id = Uuid::new_v4();
+    let requested = Requested {
+        requested_by: actor.to_owned(),
+        requested_at: now,
+        disaster_at,
+    };
+    let drill = NewDrill {
+        id,
+        plan: plan.clone(),
+        status: DrillStatus::Scheduled,
+        created_by: actor.to_owned(),
+        created_at: now,
+        scheduled_for: at,
+        started_at: None,
+        state: serde_json::to_value(&requested).unwrap_or(serde_json::Value::Null),
+    };
+    match store.insert_drill(&drill).await {
+        Ok(()) => Ok(id),
+        // Lost the race with a request in the same instant: name the winner.
+        Err(StoreError::Conflict(_)) => {
+            let filter = DrillFilter {
+                plan: Some(plan.clone()),
+                status: None,
+            };
+            let winner = store.list_drills(&filter, None, 1).await?;
+            match winner.first() {
+                Some(d) if d.id != id => Err(active(d)),
+                _ => Err(StoreError::Conflict(format!("drill {id} exists already")).into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -289,7 +386,10 @@ impl Orchestrator {
             return Ok(None);
         };
         let runs = self.evidence(policy, &plan).await?;
-        let (planned, extrapolated, _) = build::plan(policy, &plan, &runs, now);
+        let disaster_at = requested.as_ref().and_then(|r| r.disaster_at);
+        // Restore points as they were at T_disaster (never after the start).
+        let t_disaster = disaster_at.map_or(now, |d| d.min(now));
+        let (planned, extrapolated, _) = build::plan(policy, &plan, &runs, t_disaster);
         let last_seen = self
             .store
             .last_heartbeat_of_host(&plan.standby.host)
@@ -300,6 +400,7 @@ impl Orchestrator {
             policy_digest: policy.digest.clone(),
             started_by: requested.map_or_else(|| drill.created_by.clone(), |r| r.requested_by),
             now,
+            declared_disaster: disaster_at,
             systems: planned,
             extrapolated,
             standby_last_seen: last_seen,

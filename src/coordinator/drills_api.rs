@@ -34,10 +34,11 @@ use super::auth::{
     DRILL_REPORT_PATH, DRILLS_PATH, Failure, Param, Principal, Verb,
 };
 use super::drills::{
-    ABORT_INPUT, APPROVE_INPUT, AbortDetail, ApproveDetail, Requested, runs_in_scope,
+    self, ABORT_INPUT, APPROVE_INPUT, AbortDetail, ApproveDetail, RequestError, Requested,
+    runs_in_scope,
 };
 use super::routes::Routes;
-use super::store::{DrillFilter, DrillSeal, DrillStatus, NewDrill, Page, Role, Store, StoredDrill};
+use super::store::{DrillFilter, DrillSeal, DrillStatus, Page, Role, Store, StoredDrill};
 use crate::api::{DrillReport, ErrorCode};
 use crate::clock::Clock;
 use crate::drill::calendar::{self, DrillHistoryItem};
@@ -311,6 +312,11 @@ pub struct StartDrillRequest {
     /// Start at this time (RFC 3339); now when absent or past.
     #[serde(default)]
     pub at: Option<Timestamp>,
+    /// Declare the disaster at this earlier instant (RFC 3339, at or before the start): restore
+    /// points are chosen as they were then and the achieved RPO is measured from it; the RTO
+    /// is still measured from the drill's start. Absent: the disaster is the drill's start.
+    #[serde(default)]
+    pub disaster_at: Option<Timestamp>,
 }
 
 /// The answer to `POST /api/v1/drills`.
@@ -489,6 +495,8 @@ pub struct RunView {
     pub started_by: String,
     pub policy_digest: String,
     pub t_outage: Timestamp,
+    /// `T_disaster` when the drill declared one before its start.
+    pub declared_disaster: Option<Timestamp>,
     pub compromise_at: Option<Timestamp>,
     pub standby_host: String,
     pub phase: String,
@@ -861,6 +869,7 @@ pub fn run_view(run: &DrillRun) -> RunView {
         started_by: run.started_by.clone(),
         policy_digest: run.policy_digest.clone(),
         t_outage: run.t_outage,
+        declared_disaster: run.declared_disaster,
         compromise_at: run.compromise_at,
         standby_host: run.standby_host.clone(),
         phase: phase_name(run.phase),
@@ -1085,55 +1094,33 @@ pub(crate) async fn start_drill(
         .drills
         .get(req.plan.as_str())
         .ok_or_else(|| unknown_plan(&req.plan))?;
-    for status in [DrillStatus::Scheduled, DrillStatus::Running] {
-        let filter = DrillFilter {
-            plan: Some(plan.id.clone()),
-            status: Some(status),
-        };
-        let active = api
-            .store()
-            .list_drills(&filter, None, 1)
-            .await
-            .map_err(Failure::store)?;
-        if let Some(d) = active.first() {
-            return Err(conflict(format!(
-                "a drill of plan {} is already {} (drill {}); wait for it to end or abort it \
-                 (POST /api/v1/drills/{}/abort)",
-                plan.id,
-                status.as_str(),
-                d.id,
-                d.id
-            )));
-        }
-    }
     let now = api.now();
-    let id = Uuid::new_v4();
-    let requested = Requested {
-        requested_by: me.actor(),
-        requested_at: now,
-    };
-    let state = serde_json::to_value(&requested)
-        .map_err(|e| Failure::internal(format!("drill request: {e}")))?;
-    let drill = NewDrill {
-        id,
-        plan: plan.id.clone(),
-        status: DrillStatus::Scheduled,
-        created_by: me.actor(),
-        created_at: now,
-        scheduled_for: req.at,
-        started_at: None,
-        state,
-    };
-    api.store()
-        .insert_drill(&drill)
-        .await
-        .map_err(Failure::store)?;
+    let id = drills::request_drill(
+        api.store(),
+        &plan.id,
+        &me.actor(),
+        now,
+        req.at,
+        req.disaster_at,
+    )
+    .await
+    .map_err(|e| match e {
+        RequestError::Active { id, .. } => conflict(format!(
+            "{e}; wait for it to end or abort it (POST /api/v1/drills/{id}/abort)"
+        )),
+        RequestError::DisasterAfterStart { .. } => Failure::bad_request(e.to_string()),
+        RequestError::Store(e) => Failure::store(e),
+    })?;
     api.auth
         .audit(
             &me.actor(),
             "drill.start",
             &format!("drill:{id}"),
-            serde_json::json!({ "plan": plan.id, "scheduled_for": req.at }),
+            serde_json::json!({
+                "plan": plan.id,
+                "scheduled_for": req.at,
+                "disaster_at": req.disaster_at,
+            }),
         )
         .await;
     Ok(StartedDrill {
@@ -1498,7 +1485,8 @@ mod tests {
     use super::*;
     use crate::api::{DrillTask, ProbeResult, ProbeTargetResult, RestoreResult, TaskAction};
     use crate::coordinator::store::{
-        AuditFilter, DrillChange, PasswordHash, SealedRecord, Session, StoreError, TokenHash, User,
+        AuditFilter, DrillChange, NewDrill, PasswordHash, SealedRecord, Session, StoreError,
+        TokenHash, User,
     };
     use crate::drill::machine::{Planned, StartInput};
     use crate::drill::record;
@@ -1767,6 +1755,7 @@ steps = [
             policy_digest: app.policy.digest.clone(),
             started_by: "user:operator".into(),
             now: start,
+            declared_disaster: None,
             systems: vec![Planned {
                 system: SYSTEM.parse().unwrap(),
                 tier: app.policy.systems.get(SYSTEM).unwrap().tier.clone(),
@@ -1782,6 +1771,7 @@ steps = [
                     files: Some(10),
                 }),
                 reasons: vec![],
+                passed_over: vec![],
                 prerequisites: vec![],
                 policy_files: vec![],
             }],
@@ -2022,6 +2012,14 @@ steps = [
             "{}",
             refused.text()
         );
+        // Ended, so the plan may run again (one active drill per plan).
+        let ended = DrillChange {
+            status: DrillStatus::Aborted,
+            state: serde_json::to_value(&early).unwrap(),
+            started_at: Some(early.t_outage),
+            finished_at: Some(early.t_outage),
+        };
+        app.store.update_drill(early.id, 1, &ended).await.unwrap();
 
         // A gate that waits, for an admin: an operator is refused, an admin is queued.
         let run = at_the_gate(&app, "branch-admin");
@@ -2316,6 +2314,7 @@ steps = [
             policy_digest: "d".into(),
             started_by: "user:a".into(),
             now: t(NOW),
+            declared_disaster: None,
             systems: vec![],
             extrapolated: vec![],
             standby_last_seen: None,

@@ -42,19 +42,20 @@ pub struct PreviewSystem {
     pub estimated_seconds: Option<f64>,
 }
 
-/// Plans a drill of `plan` at `now` from the run records of the systems in scope.
+/// Plans a drill of `plan` whose disaster strikes at `t_disaster` (its start, or the instant it
+/// declares) from the run records of the systems in scope.
 pub fn plan(
     policy: &Policy,
     plan: &DrillPlan,
     runs: &[RunRecord],
-    now: Timestamp,
+    t_disaster: Timestamp,
 ) -> (Vec<Planned>, Vec<SystemId>, Vec<Selection>) {
     let scope = order::in_scope(policy, plan);
     let (restored, extrapolated) = order::sample(policy, &scope, plan.scope.sample_per_tier);
     let ordered = order::restore_order(policy, &restored);
     let prereqs = order::prerequisites(policy, &ordered);
     let (inventory, _) = Inventory::from_runs(runs, policy);
-    let cond = Conditions::of(plan, now);
+    let cond = Conditions::of(plan, t_disaster);
     let mut planned = Vec::new();
     let mut selections = Vec::new();
     for id in ordered {
@@ -67,12 +68,25 @@ pub fn plan(
             tier: system.tier.clone(),
             point: selection.chosen.clone(),
             reasons: selection.reasons.clone(),
+            passed_over: selection
+                .passed_over
+                .iter()
+                .map(|p| match &p.repository {
+                    Some(r) => format!("{}@{r}: {}", short_id(&p.snapshot), p.reason),
+                    None => format!("{}: {}", short_id(&p.snapshot), p.reason),
+                })
+                .collect(),
             prerequisites: prereqs.get(&id).cloned().unwrap_or_default(),
             policy_files: policy_files(policy, &id),
         });
         selections.push(selection);
     }
     (planned, extrapolated, selections)
+}
+
+/// A snapshot id as people read it: its first 8 characters.
+fn short_id(id: &str) -> String {
+    id.chars().take(8).collect()
 }
 
 /// The preview of `plan` at `now` (`lifeboat drill plan`): nothing is touched.
@@ -175,6 +189,7 @@ pub fn timeline(run: &DrillRun) -> Timeline {
     let at = |m: Mark| run.marks.get(&m).map(|e| e.at);
     Timeline {
         outage: run.t_outage,
+        disaster: run.t_disaster(),
         declare: at(Mark::Declare),
         system_ready: at(Mark::SystemReady),
         verify_pass: at(Mark::VerifyPass),
@@ -304,6 +319,14 @@ pub fn record(
         recorded_by: run.started_by.clone(),
         source: "drill start".into(),
     }];
+    if let Some(at) = run.declared_disaster {
+        marks.push(record::TimelineEntry {
+            mark: "disaster".into(),
+            at,
+            recorded_by: run.started_by.clone(),
+            source: "declared at the drill's start".into(),
+        });
+    }
     for s in &run.systems {
         if let Some(r) = s.restore_report(&run.plan) {
             marks.push(record::TimelineEntry {
@@ -399,7 +422,7 @@ pub fn record(
         extrapolated: run.extrapolated.clone(),
         excluded: run.plan.scope.exclude.clone(),
     };
-    let cond = Conditions::of(&run.plan, run.t_outage);
+    let cond = Conditions::of(&run.plan, run.t_disaster());
     let record = DrillRecord {
         header: Header {
             drill_id: run.id,
@@ -427,6 +450,7 @@ pub fn record(
             lost_site: run.plan.scenario.lost_site.clone(),
             lost_system: run.plan.scenario.system.clone(),
             outage: run.t_outage,
+            declared_disaster: run.declared_disaster,
             compromise_at: run.compromise_at,
             allowed_copies: cond.allowed_copies(),
         },

@@ -26,8 +26,12 @@
 //! - **Clean-up**: unless the plan keeps the restored data, one task removes the drill's
 //!   directory on the standby host; then the drill has ended.
 //!
-//! T_outage, the simulated disaster, is the instant the drill starts: readiness is part of the
-//! measured time, as it would be in a real disaster.
+//! T_outage, the simulated outage, is the instant the drill starts: readiness is part of the
+//! measured time, as it would be in a real disaster. T_disaster, the instant the data is lost
+//! (restore points are chosen for it, the achieved RPO is measured from it), is T_outage unless
+//! the drill declared an earlier one ("what if we had lost the site at 02:00?"): the restore
+//! then brings back the data as it was at that instant, and the recovery is still timed from
+//! the drill's start.
 
 use std::collections::BTreeMap;
 
@@ -92,8 +96,11 @@ pub struct Planned {
     pub tier: TierId,
     /// `None`: no allowed restore point (the drill will not be ready); `reasons` says why.
     pub point: Option<RestorePoint>,
-    /// What selection passed over or found missing, for the readiness section.
+    /// What selection found missing, for the readiness section.
     pub reasons: Vec<String>,
+    /// Newer candidates selection passed over, each with why (`snapshot[@repository]: reason`),
+    /// for the readiness section.
+    pub passed_over: Vec<String>,
     /// In-scope systems that must complete a segment before this one starts it.
     pub prerequisites: Vec<SystemId>,
     /// The policy files the agent needs to open this system's repositories.
@@ -108,6 +115,8 @@ pub struct StartInput {
     pub policy_digest: String,
     pub started_by: String,
     pub now: Timestamp,
+    /// `T_disaster` when declared before `now`; the restore points were chosen for it.
+    pub declared_disaster: Option<Timestamp>,
     /// In restore order.
     pub systems: Vec<Planned>,
     /// In scope but not restored (a sample was drawn): only extrapolated.
@@ -309,8 +318,12 @@ pub struct DrillRun {
     pub plan: DrillPlan,
     pub policy_digest: String,
     pub started_by: String,
-    /// The simulated disaster: the drill's start.
+    /// The simulated outage: the drill's start, which every RTO is measured from.
     pub t_outage: Timestamp,
+    /// `T_disaster`, when the drill declared one before its start (see the module
+    /// documentation); absent, it is `t_outage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_disaster: Option<Timestamp>,
     /// Ransomware: copies captured from this instant on are not trusted.
     pub compromise_at: Option<Timestamp>,
     pub standby_host: String,
@@ -399,17 +412,24 @@ impl DrillRun {
             policy_digest,
             started_by,
             now,
+            declared_disaster,
             systems,
             extrapolated,
             standby_last_seen,
             agent_lost_after,
         } = input;
+        // A disaster cannot be declared after the outage it causes.
+        let declared_disaster = declared_disaster.map(|t| t.min(now));
+        let t_disaster = declared_disaster.unwrap_or(now);
         let root = plan.standby.restore_root.as_path().join(id.to_string());
-        let reasons: BTreeMap<SystemId, Vec<String>> = systems
+        let reasons: BTreeMap<SystemId, (Vec<String>, Vec<String>)> = systems
             .iter()
-            .map(|p| (p.system.clone(), p.reasons.clone()))
+            .map(|p| (p.system.clone(), (p.reasons.clone(), p.passed_over.clone())))
             .collect();
-        let compromise_at = plan.scenario.compromised_for.map(|d| minus(now, secs(d)));
+        let compromise_at = plan
+            .scenario
+            .compromised_for
+            .map(|d| minus(t_disaster, secs(d)));
         let steps = plan
             .steps
             .iter()
@@ -430,6 +450,7 @@ impl DrillRun {
             policy_digest,
             started_by: started_by.clone(),
             t_outage: now,
+            declared_disaster,
             compromise_at,
             agent_lost_after,
             phase: Phase::Readiness,
@@ -465,10 +486,22 @@ impl DrillRun {
             READINESS,
             None,
             "started",
-            format!("drill started by {started_by}; T_outage = {now}"),
+            match declared_disaster {
+                Some(d) => format!(
+                    "drill started by {started_by}; T_outage = {now}; T_disaster declared at {d} \
+                     ({} earlier): restore points as they were then",
+                    short(now.duration_since(d))
+                ),
+                None => format!("drill started by {started_by}; T_outage = {now}"),
+            },
         );
         run.check_readiness(now, standby_last_seen, &reasons);
         run
+    }
+
+    /// `T_disaster`: the declared disaster instant, or the drill's start.
+    pub fn t_disaster(&self) -> Timestamp {
+        self.declared_disaster.unwrap_or(self.t_outage)
     }
 
     /// The directory on the standby host that holds everything this drill restored.
@@ -512,33 +545,50 @@ impl DrillRun {
         &mut self,
         now: Timestamp,
         last_seen: Option<Timestamp>,
-        reasons: &BTreeMap<SystemId, Vec<String>>,
+        reasons: &BTreeMap<SystemId, (Vec<String>, Vec<String>)>,
     ) {
         let mut items = Vec::new();
         for s in &self.systems {
+            let (missing, passed_over) = reasons
+                .get(&s.system)
+                .map(|(m, p)| (m.as_slice(), p.as_slice()))
+                .unwrap_or_default();
             items.push(match &s.point {
                 Some(p) => ReadinessItem {
                     subject: format!("restore point of {}", s.system),
                     ok: true,
                     detail: format!(
-                        "snapshot {} at {} ({}{}), captured {}, available there {}",
+                        "snapshot {} at {} ({}{}), captured {}, available there {}{}",
                         p.snapshot.chars().take(8).collect::<String>(),
                         p.repository,
                         p.location,
                         if p.immutable { ", immutable" } else { "" },
                         p.t_cap,
-                        p.t_avail
+                        p.t_avail,
+                        if passed_over.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; newer, passed over: {}", passed_over.join("; "))
+                        }
                     ),
                 },
                 None => ReadinessItem {
                     subject: format!("restore point of {}", s.system),
                     ok: false,
-                    detail: match reasons.get(&s.system).filter(|r| !r.is_empty()) {
-                        Some(why) => format!(
-                            "no snapshot at a copy the scenario allows: {}",
-                            why.join("; ")
-                        ),
-                        None => "no snapshot at a copy the scenario allows".to_string(),
+                    detail: {
+                        let why: Vec<&str> = missing
+                            .iter()
+                            .chain(passed_over)
+                            .map(String::as_str)
+                            .collect();
+                        if why.is_empty() {
+                            "no snapshot at a copy the scenario allows".to_string()
+                        } else {
+                            format!(
+                                "no snapshot at a copy the scenario allows: {}",
+                                why.join("; ")
+                            )
+                        }
                     },
                 },
             });
@@ -1637,23 +1687,29 @@ mod tests {
                 files: Some(10),
             }),
             reasons: vec![],
+            passed_over: vec![],
             prerequisites: deps.iter().map(|d| sys(d)).collect(),
             policy_files: vec![],
         }
     }
 
-    fn start(plan: DrillPlan, systems: Vec<Planned>) -> DrillRun {
-        DrillRun::start(StartInput {
+    fn input(plan: DrillPlan, systems: Vec<Planned>) -> StartInput {
+        StartInput {
             id: Uuid::nil(),
             plan,
             policy_digest: "d".into(),
             started_by: "alice".into(),
             now: t(100),
+            declared_disaster: None,
             systems,
             extrapolated: vec![],
             standby_last_seen: Some(t(95)),
             agent_lost_after: SignedDuration::from_secs(120),
-        })
+        }
+    }
+
+    fn start(plan: DrillPlan, systems: Vec<Planned>) -> DrillRun {
+        DrillRun::start(input(plan, systems))
     }
 
     fn three() -> Vec<Planned> {
@@ -1825,6 +1881,7 @@ mod tests {
             policy_digest: "d".into(),
             started_by: "alice".into(),
             now: t(1000),
+            declared_disaster: None,
             systems: three(),
             extrapolated: vec![],
             standby_last_seen: Some(t(100)),
@@ -1855,6 +1912,43 @@ mod tests {
                 .iter()
                 .any(|i| i.detail.contains("LINFEN_OFFSITE_PASSWORD"))
         );
+    }
+
+    /// A disaster declared before the start is T_disaster (never after the start); the
+    /// newer candidates selection passed over are in the readiness section with their reasons.
+    #[test]
+    fn a_declared_disaster_and_the_candidates_passed_over_are_recorded() {
+        let mut a = planned("a", "T0", &[], true);
+        a.passed_over = vec!["b2@province-s3: captured after T_disaster".into()];
+        let declared = |at: u64| {
+            DrillRun::start(StartInput {
+                declared_disaster: Some(t(at)),
+                ..input(plan(""), vec![a.clone()])
+            })
+        };
+        let run = declared(40);
+        assert_eq!((run.t_outage, run.t_disaster()), (t(100), t(40)));
+        assert!(
+            run.log[0].detail.contains("T_disaster declared at")
+                && run.log[0].detail.contains("1m00s earlier"),
+            "{:?}",
+            run.log[0]
+        );
+        let point = run
+            .readiness
+            .iter()
+            .find(|i| i.subject == "restore point of a")
+            .unwrap();
+        assert!(point.ok);
+        assert!(
+            point
+                .detail
+                .ends_with("; newer, passed over: b2@province-s3: captured after T_disaster"),
+            "{}",
+            point.detail
+        );
+        assert_eq!(declared(500).t_disaster(), t(100), "clamped to the start");
+        assert_eq!(start(plan(""), vec![a]).t_disaster(), t(100));
     }
 
     #[test]

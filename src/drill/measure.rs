@@ -8,7 +8,8 @@
 //! says so in the reasons; it is never guessed.
 //!
 //! # The rules
-//! - Achieved RPO = `T_outage − t_cap` of the snapshot restored; IT RTO = `T_system_ready −
+//! - Achieved RPO = `T_disaster − t_cap` of the snapshot restored, where `T_disaster` is
+//!   `T_outage` unless the drill declared an earlier disaster instant; IT RTO = `T_system_ready −
 //!   T_outage`, where a system's `T_system_ready` is the end of its last per-system step, or the
 //!   drill-wide `system-ready` mark when that is later; business RTO = `T_service − T_outage`;
 //!   RTO from declaration = `T_service − T_declare`; decision latency = `T_declare − T_outage`.
@@ -29,8 +30,13 @@ use crate::policy::{Criteria, DrillType, Policy, SystemId, TierId};
 /// The drill-wide marks of the phased timeline (standards §3.3). `outage` is the drill start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {
-    /// `T_outage`: the simulated disaster instant (the drill start).
+    /// `T_outage`: the simulated outage (the drill start), which every RTO is measured from.
     pub outage: Timestamp,
+    /// `T_disaster` (§3.2): the instant the data is lost, which the achieved RPO is measured
+    /// from. `outage`, unless the drill declared an earlier instant ("what if we had lost the
+    /// site at 02:00?"): the restore then shows the data as it was then, and the recovery is
+    /// still timed from the drill's start, when it began.
+    pub disaster: Timestamp,
     /// `T_declare`: the disaster declared.
     pub declare: Option<Timestamp>,
     /// `T_system_ready`: systems up at the standby site (a drill-wide mark, when a step sets it).
@@ -45,10 +51,11 @@ pub struct Timeline {
 }
 
 impl Timeline {
-    /// A timeline with only `T_outage` set.
+    /// A timeline with only `T_outage` set (and `T_disaster` = `T_outage`).
     pub fn starting(outage: Timestamp) -> Self {
         Timeline {
             outage,
+            disaster: outage,
             declare: None,
             system_ready: None,
             verify_pass: None,
@@ -126,7 +133,7 @@ pub fn targets(policy: &Policy, criteria: &Criteria, tier: &TierId) -> Option<Ta
 pub struct SystemResult {
     pub system: SystemId,
     pub tier: TierId,
-    /// `T_outage − t_cap` of the snapshot restored.
+    /// `T_disaster − t_cap` of the snapshot restored.
     pub achieved_rpo_seconds: Option<i64>,
     pub rpo_target_seconds: i64,
     /// `T_system_ready − T_outage`.
@@ -182,7 +189,7 @@ pub fn measure_system(
         business_rto_seconds: 0,
     });
 
-    let achieved_rpo = sys.t_cap.map(|c| secs_between(outage, c));
+    let achieved_rpo = sys.t_cap.map(|c| secs_between(timeline.disaster, c));
     let ready = match (sys.ready, timeline.system_ready) {
         (Some(own), Some(mark)) => Some(own.max(mark)),
         // No end of its own recorded, but the drill-wide mark says everything was up.
@@ -440,6 +447,33 @@ mod tests {
             (4 * h, 8 * h, 12 * h)
         );
         assert_eq!(r.throughput_bytes_per_second, Some(1_000_000.0));
+    }
+
+    /// A disaster declared at 07:00 for a drill started at 08:00: the data lost is counted from
+    /// 07:00 (the snapshot of 06:00 is 1h old then), the recovery from the drill's start.
+    #[test]
+    fn a_declared_disaster_moves_the_rpo_and_leaves_the_rto_alone() {
+        let declared = Timeline {
+            disaster: t("03-03 07:00"),
+            ..timeline()
+        };
+        let r = measure_system(
+            &policy(),
+            DrillType::TargetedSwitchover,
+            &Criteria::default(),
+            &declared,
+            &fin(),
+        );
+        let h = 3600;
+        assert_eq!(
+            (
+                r.achieved_rpo_seconds,
+                r.it_rto_seconds,
+                r.business_rto_seconds
+            ),
+            (Some(h), Some(h + h / 2), Some(2 * h))
+        );
+        assert_eq!(r.verdict, Verdict::Pass);
     }
 
     #[test]

@@ -157,8 +157,14 @@ pub struct ScenarioSection {
     pub kind: DrillScenarioKind,
     pub lost_site: Option<SiteId>,
     pub lost_system: Option<SystemId>,
-    /// `T_outage` (the simulated disaster instant, `T_disaster` of §3.2).
+    /// `T_outage`: the simulated outage, the drill's start (every RTO is measured from it).
     pub outage: Timestamp,
+    /// `T_disaster` of §3.2 when the drill declared it before its start ("what if we had lost
+    /// the site at 02:00?"): restore points were chosen as they were then and the achieved RPO
+    /// is measured from it. Absent: `T_disaster` = `outage`. (Absent rather than repeated, so
+    /// records sealed before it existed keep their hashes.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_disaster: Option<Timestamp>,
     pub compromise_at: Option<Timestamp>,
     /// Which copies the scenario allows restoring from, in words.
     pub allowed_copies: String,
@@ -549,6 +555,7 @@ mod tests {
                 lost_site: Some("branch".parse().unwrap()),
                 lost_system: None,
                 outage: t(started),
+                declared_disaster: None,
                 compromise_at: None,
                 allowed_copies: "off-site copies".into(),
             },

@@ -1,10 +1,13 @@
 //! Which snapshot, from which repository, each system of a drill is restored from (standards
 //! §3.2 drill-achieved RPO; pitfalls §3.5 2–4 and 8): the newest complete snapshot with a copy
-//! the scenario allows, available there by `T_outage` and not distrusted by a failed check —
+//! the scenario allows, available there by `T_disaster` and not distrusted by a failed check —
 //! and, for every newer candidate passed over, why.
 //!
 //! Reads the evidence ([`Inventory`]) and the policy; decides nothing else (readiness, order
-//! and execution are the orchestrator's). No clock: `T_outage` is an input.
+//! and execution are the orchestrator's). No clock: `T_disaster` is an input.
+//!
+//! `T_disaster` is the instant the data is lost (§3.2): the drill's start (`T_outage`), or an
+//! earlier instant the drill declared ("what if we had lost the site at 02:00?").
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -13,25 +16,25 @@ use crate::assess::{Human, Inventory, SystemEvidence, plus, signed};
 use crate::policy::{DrillPlan, DrillScenarioKind, Location, Policy, RepoId, SiteId, SystemId};
 use crate::run::Outcome;
 
-/// The conditions a drill restores under: its scenario at `T_outage`.
+/// The conditions a drill restores under: its scenario at `T_disaster`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Conditions {
     pub kind: DrillScenarioKind,
     /// `site-loss`: the lost site.
     pub lost_site: Option<SiteId>,
-    /// `ransomware`: `T_outage − compromised-for`; only snapshots captured before it count.
+    /// `ransomware`: `T_disaster − compromised-for`; only snapshots captured before it count.
     pub compromise_at: Option<Timestamp>,
-    pub t_outage: Timestamp,
+    pub t_disaster: Timestamp,
 }
 
 impl Conditions {
-    /// The conditions of `plan` started at `t_outage`.
-    pub fn of(plan: &DrillPlan, t_outage: Timestamp) -> Self {
+    /// The conditions of `plan` with its disaster at `t_disaster`.
+    pub fn of(plan: &DrillPlan, t_disaster: Timestamp) -> Self {
         let compromise_at = match plan.scenario.kind {
             DrillScenarioKind::Ransomware => Some(
                 plan.scenario
                     .compromised_for
-                    .map_or(t_outage, |d| plus(t_outage, -signed(d))),
+                    .map_or(t_disaster, |d| plus(t_disaster, -signed(d))),
             ),
             _ => None,
         };
@@ -39,7 +42,7 @@ impl Conditions {
             kind: plan.scenario.kind,
             lost_site: plan.scenario.lost_site.clone(),
             compromise_at,
-            t_outage,
+            t_disaster,
         }
     }
 
@@ -47,10 +50,10 @@ impl Conditions {
     pub fn allowed_copies(&self) -> String {
         match self.kind {
             DrillScenarioKind::ComponentLoss => {
-                "any complete copy available by T_outage".to_string()
+                "any complete copy available by T_disaster".to_string()
             }
             DrillScenarioKind::SiteLoss => format!(
-                "complete copies available by T_outage at repositories off the lost site{}, \
+                "complete copies available by T_disaster at repositories off the lost site{}, \
                  never a local or same-site copy",
                 self.lost_site
                     .as_ref()
@@ -182,10 +185,10 @@ pub fn choose(
             ));
             continue;
         }
-        if capture.captured > cond.t_outage {
+        if capture.captured > cond.t_disaster {
             selection
                 .passed_over
-                .push(passed(None, "captured after T_outage".to_string()));
+                .push(passed(None, "captured after T_disaster".to_string()));
             continue;
         }
         if let Some(compromise) = cond.compromise_at
@@ -257,8 +260,8 @@ pub fn choose(
         return selection;
     }
     selection.reasons.push(format!(
-        "No snapshot of {system} has a complete copy the {} scenario allows by T_outage ({}).",
-        cond.kind, cond.t_outage
+        "No snapshot of {system} has a complete copy the {} scenario allows by T_disaster ({}).",
+        cond.kind, cond.t_disaster
     ));
     selection
 }
@@ -299,15 +302,15 @@ fn refusal(
             }
         }
     }
-    if available > cond.t_outage {
+    if available > cond.t_disaster {
         return Some(format!(
-            "copy at {repo_id} only available at {available}, {} after T_outage",
-            Human(available.duration_since(cond.t_outage))
+            "copy at {repo_id} only available at {available}, {} after T_disaster",
+            Human(available.duration_since(cond.t_disaster))
         ));
     }
     if let Some(failure) = inventory
         .checks(repo_id.as_str())
-        .and_then(|c| c.distrusted_at(cond.t_outage))
+        .and_then(|c| c.distrusted_at(cond.t_disaster))
     {
         return Some(format!(
             "repository {repo_id} distrusted by a failed check since {}: {}",
@@ -334,7 +337,7 @@ mod tests {
     const OUTAGE: &str = "03-03 08:00";
 
     /// fin: a1, b2, c3 nightly with copies to offsite and vault (b2's vault copy failed and was
-    /// caught up only at 09:00 on the 3rd, after T_outage), d4 taken after T_outage. hr: h1
+    /// caught up only at 09:00 on the 3rd, after T_disaster), d4 taken after T_disaster. hr: h1
     /// complete, h2 partial, both copied to city.
     fn runs() -> Vec<RunRecord> {
         let ok = Outcome::Success;
@@ -379,7 +382,7 @@ mod tests {
             kind,
             lost_site: (kind == DrillScenarioKind::SiteLoss).then(|| "branch".parse().unwrap()),
             compromise_at: compromise_at.map(t),
-            t_outage: t(outage),
+            t_disaster: t(outage),
         }
     }
 
@@ -406,7 +409,7 @@ mod tests {
     }
 
     #[test]
-    fn site_loss_never_uses_the_local_copy_nor_a_copy_late_for_t_outage() {
+    fn site_loss_never_uses_the_local_copy_nor_a_copy_late_for_t_disaster() {
         let (chosen, passed, reasons) = check(
             &policy(),
             runs(),
@@ -417,11 +420,11 @@ mod tests {
         assert_eq!(
             passed,
             [
-                "d4: captured after T_outage",
+                "d4: captured after T_disaster",
                 "c3@local: copy at local is local, so it is lost with the site",
                 "c3@offsite: copy at offsite only available at 2026-03-03T09:00:00Z, 1h after \
-                 T_outage",
-                "c3@vault: copy at vault only available at 2026-03-03T09:00:00Z, 1h after T_outage",
+                 T_disaster",
+                "c3@vault: copy at vault only available at 2026-03-03T09:00:00Z, 1h after T_disaster",
             ]
         );
         assert!(reasons.is_empty());
@@ -437,7 +440,7 @@ mod tests {
                 "fin",
                 "c3@local",
             ),
-            // Only immutable copies captured before the compromise (T_outage − 30h).
+            // Only immutable copies captured before the compromise (T_disaster − 30h).
             (
                 cond(DrillScenarioKind::Ransomware, Some("03-02 02:00"), OUTAGE),
                 "fin",
@@ -483,7 +486,7 @@ mod tests {
         assert_eq!(
             passed,
             [
-                "d4: captured after T_outage",
+                "d4: captured after T_disaster",
                 "c3: captured after the compromise at 2026-03-02T02:00:00Z",
                 "b2: captured after the compromise at 2026-03-02T02:00:00Z",
             ]
@@ -497,10 +500,10 @@ mod tests {
         assert_eq!(passed, ["h2: incomplete backup (the run ended partial)"]);
     }
 
-    /// A failed check of offsite before T_outage distrusts it: the drill falls back to the
+    /// A failed check of offsite before T_disaster distrusts it: the drill falls back to the
     /// immutable vault copy of the night before.
     #[test]
-    fn a_repository_distrusted_at_t_outage_is_not_restored_from() {
+    fn a_repository_distrusted_at_t_disaster_is_not_restored_from() {
         let mut runs = runs();
         runs.push(check_run(
             "offsite",
@@ -545,7 +548,7 @@ mod tests {
         assert_eq!(
             reasons,
             [
-                "No snapshot of hr has a complete copy the site-loss scenario allows by T_outage \
+                "No snapshot of hr has a complete copy the site-loss scenario allows by T_disaster \
               (2026-03-03T08:00:00Z)."
             ]
         );

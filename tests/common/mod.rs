@@ -8,10 +8,13 @@
 //! * [`make_dataset`], [`tree_digest`], [`assert_same_tree`]: deterministic test data and
 //!   byte-identical tree comparison.
 //! * [`standin::StandIn`]: a stand-in coordinator (HTTP on 127.0.0.1) for agent tests.
+//! * [`drill`]: a real coordinator process with agents for the end-to-end drill tests, and a
+//!   download-capped TCP relay ([`drill::SlowLink`]).
 //! * [`postgres::Postgres`]: a throw-away PostgreSQL server on 127.0.0.1 (`initdb` + `pg_ctl`
 //!   from the machine's `postgresql` package, which `./tests/run.sh` installs).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod drill;
 pub mod postgres;
 pub mod smtp_sink;
 pub mod standin;
