@@ -245,3 +245,52 @@ fn a_world_readable_key_or_a_non_loopback_plain_listener_is_refused_at_start() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("[tls]"), "{stderr}");
 }
+
+/// `systemctl reload` sends SIGHUP. Served without [tls] there is nothing to reload: the
+/// coordinator logs it and keeps serving (the signal's default action would end it).
+#[test]
+fn a_plain_http_coordinator_keeps_serving_after_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("coordinator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndatabase = \"sqlite://{db}\"\npolicy-dir = \"{policies}\"\n",
+            db = dir.path().join("coordinator.db").display(),
+            policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").display(),
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("coordinator.log");
+    let mut coordinator = Running(
+        lifeboat()
+            .args([
+                "coordinator",
+                "--config",
+                config.to_str().unwrap(),
+                "--log",
+                "info",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_ready(port);
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &coordinator.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until(Duration::from_secs(10), "the SIGHUP to be logged", || {
+        std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains("nothing to reload"))
+    });
+    assert!(
+        coordinator.0.try_wait().unwrap().is_none(),
+        "the coordinator ended on SIGHUP:\n{}",
+        std::fs::read_to_string(&log_path).unwrap()
+    );
+    let (code, _) = common::http(port, "GET", "/healthz", "", "");
+    assert_eq!(code, 200);
+}

@@ -189,9 +189,10 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
         metrics.clone(),
         metrics::track,
     ));
-    let drills = super::drills_api::router(drills_api).layer(
-        axum::middleware::from_fn_with_state(metrics.clone(), metrics::track),
-    );
+    let drills = super::drills_api::router(drills_api).layer(axum::middleware::from_fn_with_state(
+        metrics.clone(),
+        metrics::track,
+    ));
     let app = app(store.clone(), policy, clock, metrics, sweep)
         .merge(fleet)
         .merge(drills)
@@ -230,14 +231,19 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
         }
         None => {
             tracing::info!(listen = %cfg.listen, backend = store.backend_name(), "coordinator started (plain HTTP)");
-            axum_server::from_tcp(listener)
+            // `systemctl reload` sends SIGHUP; without a certificate to re-read there is
+            // nothing to do, and the signal's default action (exit) must not apply.
+            let hangups = tokio::spawn(ignore_hangups());
+            let served = axum_server::from_tcp(listener)
                 .map_err(|source| CoordinatorError::Io {
                     context: format!("cannot serve on {}", cfg.listen),
                     source,
                 })?
                 .handle(handle)
                 .serve(service)
-                .await
+                .await;
+            hangups.abort();
+            served
         }
     };
     served.map_err(|source| CoordinatorError::Io {
@@ -321,6 +327,19 @@ async fn method_not_allowed(method: axum::http::Method) -> auth::Failure {
 
 /// How long requests in flight may take to finish after SIGTERM.
 const GRACE: Duration = Duration::from_secs(20);
+
+/// Logs each SIGHUP (served without TLS: nothing to reload) instead of exiting on it.
+async fn ignore_hangups() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hangup) => {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: served without [tls], nothing to reload");
+            }
+        }
+        Err(e) => tracing::warn!("cannot handle SIGHUP: {e}"),
+    }
+}
 
 /// Completes on SIGTERM or SIGINT (never, if the handlers cannot be installed).
 async fn shutdown_signal() {
