@@ -680,6 +680,12 @@ fn case_c_declared_disaster(
     drop(agent);
     let record = c.record(&id);
     assert_eq!(record["header"]["status"], "completed", "{record:#}");
+    let show = c.drill_cli(&["show", &id]);
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("T_disaster declared at"),
+        "{}",
+        String::from_utf8_lossy(&show.stdout)
+    );
     // A restore test shows everything but a business RTO.
     assert_eq!(record["verdict"], "pass-with-conditions", "{record:#}");
     assert_eq!(

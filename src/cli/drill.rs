@@ -772,6 +772,12 @@ fn print_run(run: &DrillRun) {
         when(run.t_outage),
         run.standby_host
     );
+    if let Some(t) = run.declared_disaster {
+        println!(
+            "  T_disaster declared at {}: restore points as they were then, RPO measured from it",
+            when(t)
+        );
+    }
     if let Some(t) = run.ended_at {
         println!(
             "  ended {}{}",
