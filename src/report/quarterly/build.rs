@@ -356,6 +356,10 @@ fn rpo_section(ctx: &Ctx<'_>) -> RpoSection {
                 continue;
             };
             let (worst, unbounded) = exposure_secs(p.worst);
+            let (end_exposure_seconds, unbounded_at_end) = ctx
+                .assessor()
+                .rpo(s.id.as_str(), sc, ctx.to)
+                .map_or((None, true), |a| exposure_secs(a.exposure));
             let trend = ctx
                 .trend
                 .iter()
@@ -398,6 +402,8 @@ fn rpo_section(ctx: &Ctx<'_>) -> RpoSection {
                 within_percent: round2(p.within_percent),
                 breaches: p.breaches.len() as u32,
                 breached_seconds: secs(p.breached_for()),
+                end_exposure_seconds,
+                unbounded_at_end,
                 causes: causes(ctx, s, &p),
                 trend,
             });
@@ -419,7 +425,7 @@ fn rpo_section(ctx: &Ctx<'_>) -> RpoSection {
                 Rag::Grey
             } else if members
                 .iter()
-                .any(|r| r.within_percent < RED_WITHIN_PERCENT || r.unbounded)
+                .any(|r| r.within_percent < RED_WITHIN_PERCENT || r.unbounded_at_end)
             {
                 Rag::Red
             } else if c.breaches > 0 {
@@ -451,8 +457,12 @@ fn rpo_section(ctx: &Ctx<'_>) -> RpoSection {
 fn exposure_series(ctx: &Ctx<'_>) -> Vec<TierSeries> {
     let systems = ctx.policy.systems.len().max(1);
     let n = (SAMPLE_BUDGET / systems).clamp(24, MAX_SAMPLES);
-    let span = ctx.to.duration_since(ctx.from);
-    let step = span.checked_div((n - 1) as i32).unwrap_or(span);
+    // Whole seconds, the last sample at the period's end.
+    let span = ctx.to.duration_since(ctx.from).as_secs();
+    let at = |i: usize| {
+        let offset = span.saturating_mul(i as i64) / (n as i64 - 1);
+        crate::assess::plus(ctx.from, SignedDuration::from_secs(offset))
+    };
     let assessor = ctx.assessor();
     ctx.policy
         .tiers
@@ -467,13 +477,13 @@ fn exposure_series(ctx: &Ctx<'_>) -> Vec<TierSeries> {
                 .collect();
             let points = (0..n)
                 .filter_map(|i| {
-                    let t = ctx.from.saturating_add(step * i as i32).ok()?.min(ctx.to);
-                    let mut worst: Option<SignedDuration> = None;
-                    for s in &members {
-                        let e = assessor.rpo(s.id.as_str(), Scenario::SiteLoss, t).ok()?;
-                        let d = e.exposure.finite()?;
-                        worst = Some(worst.map_or(d, |w| w.max(d)));
-                    }
+                    let t = at(i);
+                    // Systems with nothing counted are left out here (section 3 lists them).
+                    let worst = members
+                        .iter()
+                        .filter_map(|s| assessor.rpo(s.id.as_str(), Scenario::SiteLoss, t).ok())
+                        .filter_map(|a| a.exposure.finite())
+                        .max();
                     worst.map(|w| (t, round2(w.as_secs_f64() / 3600.0)))
                 })
                 .collect();
@@ -585,30 +595,24 @@ fn causes(ctx: &Ctx<'_>, s: &System, p: &PeriodReport) -> Vec<Cause> {
             _ => {}
         }
     }
-    // Checks are of repositories, possibly recorded under another system sharing it.
-    for r in ctx.runs.iter().filter(|r| r.kind == RunKind::Check) {
-        for rr in r.repositories.iter().filter(|rr| {
-            rr.outcome != Outcome::Success
-                && counted(&rr.repository)
-                && s.repositories.iter().any(|x| x.as_str() == rr.repository)
+    // A failed check distrusts its repository from the check's start until a pass clears it:
+    // it explains a breach it overlaps.
+    for repo in s.repositories.iter().filter(|r| counted(r.as_str())) {
+        let Some(checks) = ctx.inventory.checks(repo.as_str()) else {
+            continue;
+        };
+        for f in checks.failures().iter().filter(|f| {
+            p.breaches
+                .iter()
+                .any(|b| f.started < b.end && f.cleared.is_none_or(|c| c > b.start))
         }) {
-            let error = rr.error.as_ref().or(r.error.as_ref());
-            if error.is_some_and(|e| INCONCLUSIVE_KINDS.contains(&e.kind.as_str())) {
-                continue;
-            }
-            // A failure distrusts from its start until cleared: it matters if it began before
-            // a breach ended.
-            if windows.iter().any(|&(_, b)| r.started_at < b)
-                && r.finished_at >= ctx.from.min(windows[0].0)
-            {
-                add(
-                    &mut found,
-                    CauseKind::CheckFailed,
-                    Some(&rr.repository),
-                    r.finished_at,
-                    error.map(|e| e.message.as_str()),
-                );
-            }
+            add(
+                &mut found,
+                CauseKind::CheckFailed,
+                Some(repo.as_str()),
+                f.found,
+                Some(&f.message),
+            );
         }
     }
     // Late copies: snapshots captured in a window whose first counted copy came later than the
@@ -632,7 +636,9 @@ fn causes(ctx: &Ctx<'_>, s: &System, p: &PeriodReport) -> Vec<Cause> {
             }
         }
         for (captured, available, repo) in first.values() {
-            if available.duration_since(*captured) > p.target {
+            // A copy that failed before explains the lateness already.
+            let explained = found.contains_key(&(CauseKind::CopyFailed, Some(repo.to_string())));
+            if !explained && available.duration_since(*captured) > p.target {
                 add(
                     &mut found,
                     CauseKind::LateCopy,
@@ -1109,7 +1115,6 @@ fn rag_reasons(
     rto: &RtoSection,
     posture: &PostureSection,
 ) -> BTreeMap<SystemId, Vec<RagReason>> {
-    let assessor = ctx.assessor();
     let mut out = BTreeMap::new();
     for s in ctx.policy.systems.values() {
         let mut reasons = Vec::new();
@@ -1127,7 +1132,7 @@ fn rag_reasons(
                         breaches: r.breaches,
                     });
                 }
-            } else if r.within_percent < RED_WITHIN_PERCENT {
+            } else if r.within_percent < RED_WITHIN_PERCENT && judged(ctx, r) {
                 reasons.push(RagReason::ScenarioBelow {
                     system: s.id.clone(),
                     scenario: r.scenario,
@@ -1135,9 +1140,10 @@ fn rag_reasons(
                 });
             }
         }
-        if assessor
-            .rpo(s.id.as_str(), Scenario::SiteLoss, ctx.to)
-            .is_ok_and(|a| a.exposure == Exposure::Unbounded)
+        if rpo
+            .rows
+            .iter()
+            .any(|r| r.system == s.id && r.scenario == Scenario::SiteLoss && r.unbounded_at_end)
         {
             reasons.push(RagReason::SiteLossUnbounded {
                 system: s.id.clone(),
@@ -1171,6 +1177,18 @@ fn rag_reasons(
         out.insert(s.id.clone(), reasons);
     }
     out
+}
+
+/// Whether a row counts toward statuses and findings: every scenario does, except ransomware
+/// for a tier that requires no immutable copy (its targets accept that exposure; the figures are
+/// still reported).
+fn judged(ctx: &Ctx<'_>, r: &RpoRow) -> bool {
+    r.scenario != Scenario::Ransomware
+        || ctx
+            .policy
+            .tiers
+            .get(&r.tier)
+            .is_some_and(|t| t.immutable > 0)
 }
 
 /// The status a reason gives.
@@ -1340,7 +1358,7 @@ fn findings(
     records: &[&DrillRecord],
 ) -> Vec<Finding> {
     let mut out = Vec::new();
-    for r in rpo.rows.iter().filter(|r| r.breaches > 0) {
+    for r in rpo.rows.iter().filter(|r| r.breaches > 0 && judged(ctx, r)) {
         let severity = match (r.scenario, r.within_percent < RED_WITHIN_PERCENT) {
             (Scenario::SiteLoss, true) => Severity::High,
             (Scenario::SiteLoss, false) | (_, true) => Severity::Medium,

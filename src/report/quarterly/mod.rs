@@ -30,8 +30,11 @@
 //!   `drill-every`, or does not meet 3-2-1-1-0 at the quarter's end;
 //! - **green** otherwise; **grey** for a tier without systems.
 //!
+//! Ransomware figures are reported for every system, but judged (status, findings) only for
+//! tiers that require an immutable copy: a tier with `immutable = 0` accepts that exposure.
+//!
 //! The RPO groups of section 3 (tier × site × scenario) use the RPO part only: red below 95 % or
-//! unbounded, amber on any breach.
+//! with nothing counted at the period's end, amber on any breach.
 //!
 //! **Breach causes**: for each breach, the run records from one target before it began to its
 //! end: failed or partial backups, failed writes to a repository the scenario counts, failed
@@ -66,7 +69,7 @@ pub use model::QuarterlyReport;
 pub use quarter::{Quarter, QuarterError};
 
 use crate::assess::Settings;
-use crate::coordinator::store::{Store, StoreError};
+use crate::coordinator::store::{Page, Store, StoreError};
 use crate::drill::record::DrillRecord;
 use crate::i18n::Lang;
 use crate::policy::Policy;
@@ -129,7 +132,8 @@ pub async fn gather(
     policy: &Policy,
     until: Timestamp,
 ) -> Result<ReportInputs, StoreError> {
-    const BATCH: u32 = 5_000;
+    // The store caps a page at this many; a shorter page is the last.
+    const BATCH: u32 = Page::MAX_LIMIT;
     let mut runs = Vec::new();
     let mut after = 0;
     loop {

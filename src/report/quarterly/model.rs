@@ -253,6 +253,9 @@ pub struct RpoRow {
     pub within_percent: f64,
     pub breaches: u32,
     pub breached_seconds: i64,
+    /// The exposure at the end of the period (`None` with `unbounded_at_end`: nothing counted).
+    pub end_exposure_seconds: Option<i64>,
+    pub unbounded_at_end: bool,
     /// What the run records show around the breaches.
     pub causes: Vec<Cause>,
     /// The four previous quarters, the oldest first.
@@ -316,7 +319,8 @@ pub enum CauseKind {
 pub struct TierSeries {
     pub tier: TierId,
     pub target_hours: f64,
-    /// `(t, hours)`; a sample where nothing counted is left out.
+    /// `(t, hours)`: the worst exposure among the tier's systems that had a counted copy at
+    /// `t` (those with none are listed in the rows); a sample where none had is left out.
     pub points: Vec<(Timestamp, f64)>,
 }
 
