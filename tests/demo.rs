@@ -142,6 +142,12 @@ fn demo_runs_the_bank_end_to_end_and_up_serves_the_same_fleet() {
     assert_eq!(reports.len(), 1, "{reports:?}");
     let (id, html) = &reports[0];
     assert!(std::fs::read_to_string(html).unwrap().contains("<html"));
+    let quarterly: Vec<String> = std::fs::read_dir(dir.join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("lifeboat-report-") && n.ends_with(".html"))
+        .collect();
+    assert_eq!(quarterly.len(), 2, "English and Chinese: {quarterly:?}");
     let config = dir.join("coordinator/coordinator.toml");
     let out = lifeboat()
         .args(["drill", "record", id, "--config", config.to_str().unwrap()])

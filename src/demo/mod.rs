@@ -1,8 +1,9 @@
 //! The one-command experience: `lifeboat up` runs the coordinator and one agent per host of the
 //! example bank in one process, on local directories under one work directory; `lifeboat demo`
 //! also fills the branches with department data, backs them up and copies them off-site (two
-//! rounds), runs the Linfen site-loss drill at the standby site, writes the reports and
-//! prints a summary.
+//! rounds), runs the Linfen site-loss drill at the standby site, writes the drill report and the
+//! quarterly report (rendered by `report::quarterly` from the coordinator's store, as `lifeboat
+//! report` does) and prints a summary.
 //!
 //! Modules: [`embedded`] (the example policy in the binary), [`rewrite`] (pure: the policy made
 //! local), [`data`] (deterministic department data), [`setup`] (the directory, idempotent),
@@ -223,8 +224,23 @@ pub async fn demo(
             prepared.hosts.len()
         ),
     );
-    let fleet = Fleet::start(&layout, o.listen, prepared.hosts.keys().cloned(), clock).await?;
-    let outcome = drill_and_report(o, &layout, &prepared, &records, &fleet, started).await;
+    let fleet = Fleet::start(
+        &layout,
+        o.listen,
+        prepared.hosts.keys().cloned(),
+        clock.clone(),
+    )
+    .await?;
+    let outcome = drill_and_report(
+        o,
+        &layout,
+        &prepared,
+        &records,
+        &fleet,
+        started,
+        clock.as_ref(),
+    )
+    .await;
     match outcome {
         Ok(summary) => {
             println!("{summary}");
@@ -295,6 +311,7 @@ async fn drill_and_report(
     records: &[RunRecord],
     fleet: &Fleet,
     started: Instant,
+    clock: &dyn Clock,
 ) -> Result<String, DemoError> {
     let api = api::Api::login(o.listen, setup::ADMIN, &prepared.admin_password).await?;
     // Every system's copies reached the coordinator (through its host's agent).
@@ -328,7 +345,10 @@ async fn drill_and_report(
         record.verdict, record.header.status
     ));
 
-    stage(started, "7/7 reports");
+    stage(
+        started,
+        "7/7 reports: the drill report and the quarterly report (English, 中文)",
+    );
     let reports = layout.reports();
     std::fs::create_dir_all(&reports).map_err(|source| DemoError::Io {
         context: format!("cannot create {}", reports.display()),
@@ -347,7 +367,38 @@ async fn drill_and_report(
         .map_err(|e| DemoError::Failed(format!("cannot encode the drill record: {e}")))?;
     write(&json, &body)?;
     say(&format!("wrote {} and {}", html.display(), json.display()));
-    Ok(summary(prepared, records, &record, &[html, json]))
+    let mut written = vec![html, json];
+    // The quarterly report of the quarter so far, from the coordinator's evidence, as
+    // `lifeboat report` renders it.
+    let database = format!("sqlite://{}", layout.database().display());
+    let store = crate::coordinator::store::Store::open(&database)
+        .await
+        .map_err(|e| DemoError::Failed(format!("cannot open {database}: {e}")))?;
+    for lang in [crate::i18n::Lang::En, crate::i18n::Lang::ZhCn] {
+        let rendered = crate::report::quarterly::render(
+            &store,
+            &prepared.policy,
+            None,
+            lang,
+            crate::report::quarterly::Format::Html,
+            clock.now(),
+        )
+        .await;
+        match rendered {
+            Ok(r) => {
+                let path = reports.join(&r.file_name);
+                write(&path, &r.bytes)?;
+                say(&format!("wrote {}", path.display()));
+                written.push(path);
+            }
+            Err(e) => {
+                store.close().await;
+                return Err(DemoError::Failed(format!("the quarterly report: {e}")));
+            }
+        }
+    }
+    store.close().await;
+    Ok(summary(prepared, records, &record, &written))
 }
 
 /// The closing summary: pure, from the run records and the sealed drill record.
