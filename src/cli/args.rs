@@ -182,6 +182,49 @@ assessment sweep (from /metrics).")]
     /// The example bank end to end: data, backups, off-site copies, a site-loss drill, reports.
     #[command(after_help = DEMO_HELP)]
     Demo(DemoArgs),
+
+    /// The quarterly recovery-objectives report (standards §4.2) from the coordinator's database.
+    #[command(after_help = REPORT_HELP)]
+    Report(ReportArgs),
+}
+
+const REPORT_HELP: &str = "\
+Examples:
+  lifeboat report                                        # last complete quarter, HTML on stdout
+  lifeboat report --quarter 2026Q4 --lang zh-CN --out q4.html
+  lifeboat report --quarter 2026Q4 --format pdf --out q4.pdf   # needs chromium, fonts-noto-cjk
+  lifeboat report --quarter 2026Q4 --format csv --out q4.csv   # one row per system × scenario
+  lifeboat report --quarter 2026Q4 --format json | jq .summary
+
+Quarters are calendar quarters in the head-office site's time zone. A quarter not yet over is
+measured up to now and marked provisional. Reads the database and policy named by
+coordinator.toml; audited as cli:<login>.
+
+Exit codes:
+  0 written                  3 invalid coordinator.toml or policy
+  1 unexpected failure       5 database unreachable
+  2 usage error (a bad --quarter, or one that has not started)";
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The quarter, e.g. 2026Q4 [default: the last complete quarter].
+    #[arg(long)]
+    pub quarter: Option<crate::report::quarterly::Quarter>,
+    /// The language of the HTML, PDF and CSV text.
+    #[arg(long, value_enum, default_value_t = crate::i18n::Lang::En)]
+    pub lang: crate::i18n::Lang,
+    #[arg(long, value_enum, default_value_t = crate::report::quarterly::Format::Html)]
+    pub format: crate::report::quarterly::Format,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The coordinator's configuration file (its database and policy-dir).
+    #[arg(
+        long,
+        env = "LIFEBOAT_COORDINATOR_CONFIG",
+        default_value = "/etc/lifeboat/coordinator.toml"
+    )]
+    pub config: PathBuf,
 }
 
 const UP_HELP: &str = "\

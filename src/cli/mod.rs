@@ -5,6 +5,7 @@ pub mod args;
 mod backup_db;
 mod drill;
 mod render;
+mod report;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -112,6 +113,9 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
     }
     if let Command::Drill(a) = &cli.command {
         return Ok(drill::run(a, g.json).await);
+    }
+    if let Command::Report(a) = &cli.command {
+        return Ok(report::run(a, g.json).await);
     }
     if let Command::Up(a) | Command::Demo(args::DemoArgs { up: a, .. }) = &cli.command {
         let options = crate::demo::Options {
@@ -273,6 +277,7 @@ async fn dispatch(cli: Cli) -> Result<Exit, Failure> {
         | Command::Coordinator(_)
         | Command::FleetSim(_)
         | Command::Drill(_)
+        | Command::Report(_)
         | Command::Up(_)
         | Command::Demo(_) => Ok(Exit::Ok),
     }
