@@ -284,16 +284,18 @@ async fn log_in(b: &Browser, base: &str, name: &str, password: &str) {
     );
     b.fill("#name", name).await;
     b.fill("#password", password).await;
-    b.click("#login").await;
+    b.click_to_next_page("#login").await;
+    let path = b.path().await;
     assert_eq!(
-        b.path().await,
+        path,
         "/ui/drills",
-        "back where the person was going"
+        "back where the person was going; the page says:\n{}",
+        b.text().await
     );
 }
 
 async fn log_out(b: &Browser) {
-    b.click("#logout").await;
+    b.click_to_next_page("#logout").await;
     assert_eq!(b.path().await, "/ui/login");
 }
 
@@ -431,18 +433,26 @@ async fn operator_viewer_and_admin_in_headless_chromium() {
             .await
     );
     b.goto(&format!("{base}/ui")).await;
-    assert!(b.has("#heat-map").await, "the heat map");
-    let text = b.text().await;
-    assert!(text.contains("RPO compliance, branch × tier"), "{text}");
-    assert!(text.contains("Linfen") && text.contains("T1"), "{text}");
+    assert!(b.has("#heat-map svg[role=img]").await, "the heat map");
+    let map = b
+        .client
+        .find(fantoccini::Locator::Css("#heat-map"))
+        .await
+        .unwrap()
+        .html(true)
+        .await
+        .unwrap();
+    assert!(map.contains("RPO compliance, branch × tier"), "{map}");
+    assert!(map.contains("Linfen") && map.contains("T1"), "{map}");
+    assert!(map.contains("/ui/systems?site=linfen&amp;tier=T1"), "{map}");
     b.screenshot("/tmp/lifeboat-dashboard-2-operator-overview.png")
         .await;
     clock.lap("operator: overview with the heat map");
-    b.click("#heat-map td a").await;
+    b.click_to_next_page("#heat-map a").await;
     assert_eq!(b.path().await, "/ui/systems");
     let url = b.client.current_url().await.unwrap();
     assert!(url.query().unwrap_or("").contains("site="), "{url}");
-    b.click("table.systems a").await;
+    b.click_to_next_page("table.systems a").await;
     assert!(b.path().await.starts_with("/ui/systems/"));
     assert!(b.has("#assessment").await && b.has("#runs").await && b.has("#snapshots").await);
     let text = b.text().await;
@@ -465,7 +475,7 @@ async fn operator_viewer_and_admin_in_headless_chromium() {
         "restored ledger checked by branch IT",
     )
     .await;
-    b.click(&format!("#approve-{GATE}")).await;
+    b.click_to_next_page(&format!("#approve-{GATE}")).await;
     assert_eq!(b.path().await, format!("/ui/drills/{drill}"));
     let started = Instant::now();
     loop {
@@ -519,11 +529,31 @@ async fn operator_viewer_and_admin_in_headless_chromium() {
             .find(|l| l.to_ascii_lowercase().starts_with("content-type"))
             .unwrap_or("")
     );
-    assert!(code == 200 || code == 503, "{head}");
+    assert_eq!(code, 200, "{head}");
+    assert!(
+        head.contains("text/csv") && head.contains("attachment"),
+        "{head}"
+    );
+    assert!(String::from_utf8_lossy(&body).contains("linfen-finance"));
+    // The Chinese HTML opens in the browser.
+    let zh = links[4].attr("href").await.unwrap().unwrap();
+    assert!(
+        zh.contains("lang=zh-CN") && zh.contains("format=html"),
+        "{zh}"
+    );
+    b.goto(&format!("{base}{zh}")).await;
+    let text = b.text().await;
+    assert!(
+        text.contains("恢复") && text.contains("linfen-finance"),
+        "{text}"
+    );
+    b.screenshot("/tmp/lifeboat-dashboard-6-report-zh.png")
+        .await;
+    b.goto(&format!("{base}/ui/reports")).await;
     clock.lap("reports");
 
     // Chinese, remembered by the cookie.
-    b.click("#lang-switch").await;
+    b.click_to_next_page("#lang-switch").await;
     let text = b.text().await;
     assert!(
         text.contains("报告") && text.contains("总览") && text.contains("季度"),
@@ -532,14 +562,14 @@ async fn operator_viewer_and_admin_in_headless_chromium() {
     b.goto(&format!("{base}/ui")).await;
     let text = b.text().await;
     assert!(
-        text.contains("达标热力图") && text.contains("站点灾难"),
+        text.contains("达标热力图") && text.contains("代理在线"),
         "{text}"
     );
-    b.screenshot("/tmp/lifeboat-dashboard-6-zh-overview.png")
+    b.screenshot("/tmp/lifeboat-dashboard-7-zh-overview.png")
         .await;
     b.goto(&format!("{base}/ui/drills/{drill}")).await;
     assert!(b.text().await.contains("批准人"), "the approval in Chinese");
-    b.click("#lang-switch").await;
+    b.click_to_next_page("#lang-switch").await;
     assert!(b.text().await.contains("approved by"));
     log_out(&b).await;
     clock.lap("Chinese labels");
@@ -556,7 +586,7 @@ async fn operator_viewer_and_admin_in_headless_chromium() {
         text.contains("drill.approve") && text.contains("ui.csrf-refused"),
         "{text}"
     );
-    b.screenshot("/tmp/lifeboat-dashboard-7-audit.png").await;
+    b.screenshot("/tmp/lifeboat-dashboard-8-audit.png").await;
     b.quit().await;
     clock.lap("admin: audit log");
 

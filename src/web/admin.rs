@@ -5,8 +5,8 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
@@ -17,6 +17,7 @@ use super::view;
 use crate::coordinator::auth::{Failure, UI_AUDIT_PATH, UI_QUARTERLY_PATH};
 use crate::coordinator::store::{AlertStatus, AuditFilter, Page};
 use crate::i18n::Lang;
+use crate::report::quarterly;
 
 /// Recently resolved alerts shown.
 const RESOLVED_SHOWN: usize = 50;
@@ -32,8 +33,8 @@ pub async fn alerts(State(web): State<Web>, ctx: Ctx) -> Response {
     let (mut firing, mut resolved): (Vec<_>, Vec<_>) = rows
         .into_iter()
         .partition(|(s, _)| s.state == AlertStatus::Firing);
-    firing.sort_by(|a, b| b.0.since.cmp(&a.0.since));
-    resolved.sort_by(|a, b| b.0.since.cmp(&a.0.since));
+    firing.sort_by_key(|a| std::cmp::Reverse(a.0.since));
+    resolved.sort_by_key(|a| std::cmp::Reverse(a.0.since));
     resolved.truncate(RESOLVED_SHOWN);
     let title = ctx.t("Alerts", "告警").to_string();
     let table = |rows: &[(
@@ -134,7 +135,9 @@ pub async fn audit(
 /// `GET /ui/reports`: the quarterly reports of the current and the three last quarters, in
 /// each language and format.
 pub async fn reports(State(web): State<Web>, ctx: Ctx) -> Response {
-    let quarters = view::recent_quarters(web.auth.clock.now());
+    let policy = crate::coordinator::current_policy(&web.fleet.policy);
+    let quarters =
+        view::recent_quarters(web.auth.clock.now(), &quarterly::organisation_zone(&policy));
     let title = ctx.t("Reports", "报告").to_string();
     let formats = ["html", "pdf", "csv", "json"];
     let body = html! {
@@ -175,14 +178,80 @@ fn report_href(quarter: &str, lang: Lang, format: &str) -> String {
     )
 }
 
-/// `GET /ui/reports/quarterly?quarter=&lang=&format=`: the report, for the browser's session.
-pub async fn quarterly(ctx: Ctx) -> Response {
-    layout::refusal(
-        ctx.lang,
-        StatusCode::SERVICE_UNAVAILABLE,
-        ctx.t(
-            "The quarterly report is not available on this coordinator yet.",
-            "本协调器尚不能生成季度报告。",
-        ),
+/// `?quarter=2026Q4&lang=en|zh-CN&format=html|pdf|csv|json`; without a quarter, the last
+/// complete one.
+#[derive(Debug, Default, Deserialize)]
+pub struct QuarterlyQuery {
+    quarter: Option<String>,
+    lang: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /ui/reports/quarterly`: the report rendered by [`quarterly::render`] (what `lifeboat
+/// report` writes), answered to the browser's session as a download (HTML inline).
+pub async fn quarterly(
+    State(web): State<Web>,
+    ctx: Ctx,
+    q: Result<Query<QuarterlyQuery>, QueryRejection>,
+) -> Response {
+    let bad = |message: String| layout::refusal(ctx.lang, StatusCode::BAD_REQUEST, &message);
+    let Ok(Query(q)) = q else {
+        return bad("use ?quarter=2026Q4&lang=en|zh-CN&format=html|pdf|csv|json".into());
+    };
+    let quarter = match q.quarter.as_deref().map(str::parse::<quarterly::Quarter>) {
+        None => None,
+        Some(Ok(quarter)) => Some(quarter),
+        Some(Err(e)) => return bad(e.to_string()),
+    };
+    let lang = match q.lang.as_deref() {
+        None => ctx.lang,
+        Some(tag) => match Lang::from_tag(tag) {
+            Some(l) => l,
+            None => return bad("`lang` is en or zh-CN".into()),
+        },
+    };
+    let format = match q.format.as_deref() {
+        None => quarterly::Format::Html,
+        Some(f) => match quarterly::Format::parse(f) {
+            Some(f) => f,
+            None => return bad("`format` is html, pdf, csv or json".into()),
+        },
+    };
+    let policy = crate::coordinator::current_policy(&web.fleet.policy);
+    let rendered = quarterly::render(
+        &web.auth.store,
+        &policy,
+        quarter,
+        lang,
+        format,
+        web.auth.clock.now(),
     )
+    .await;
+    match rendered {
+        Ok(r) => {
+            let disposition = if format == quarterly::Format::Html {
+                "inline"
+            } else {
+                "attachment"
+            };
+            let mut response = r.bytes.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(r.content_type),
+            );
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("{disposition}; filename=\"{}\"", r.file_name))
+            {
+                headers.insert(header::CONTENT_DISPOSITION, v);
+            }
+            response
+        }
+        Err(quarterly::ReportError::Build(e)) => bad(e.to_string()),
+        Err(quarterly::ReportError::Store(e)) => layout::failure(&ctx, &Failure::store(e)),
+        Err(quarterly::ReportError::Pdf(e)) if e.is_missing_software() => {
+            layout::refusal(ctx.lang, StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+        Err(e) => layout::failure(&ctx, &Failure::internal(format!("quarterly report: {e}"))),
+    }
 }

@@ -27,6 +27,7 @@ use crate::coordinator::fleet_api::{self, SystemsQuery};
 use crate::coordinator::sweep::FleetView;
 use crate::i18n::Lang;
 use crate::policy::{Policy, SiteId, TierId};
+use crate::report::chart;
 
 fn not_ready(ctx: &Ctx) -> Response {
     layout::refusal(
@@ -57,17 +58,7 @@ fn tier_name(policy: &Policy, lang: Lang, tier: &TierId) -> String {
     }
 }
 
-/// The RAG class of a heat-map cell.
-fn cell_class(s: Status) -> &'static str {
-    match s {
-        Status::Compliant => "rag-green",
-        Status::AtRisk => "rag-amber",
-        Status::Breached => "rag-red",
-        Status::NoEvidence => "rag-grey",
-    }
-}
-
-/// The compliance heat map, branch × tier, for `scenario`.
+/// The compliance heat map, branch × tier, for `scenario`, drawn by the shared chart.
 fn heat_map(ctx: &Ctx, policy: &Policy, view: &FleetView, scenario: Scenario) -> Markup {
     let grid = view::compliance_grid(policy, view, scenario);
     let title = format!(
@@ -75,34 +66,14 @@ fn heat_map(ctx: &Ctx, policy: &Policy, view: &FleetView, scenario: Scenario) ->
         ctx.t("RPO compliance, branch × tier", "RPO 达标情况：机构 × 等级"),
         scenario_label(ctx.lang, scenario)
     );
-    html! {
-        div.heat id="heat-map" role="img" aria-label=(title) {
-            table {
-                caption.muted { (title) }
-                tr {
-                    th { (ctx.t("Site", "机构")) }
-                    @for tier in &grid.cols { th { (tier_name(policy, ctx.lang, tier)) } }
-                }
-                @for (row, (_, name)) in grid.rows.iter().enumerate() {
-                    tr {
-                        th { (name) }
-                        @for cell in &grid.cells[row] {
-                            @match cell {
-                                Some(c) => td class=(cell_class(c.worst)) {
-                                    a href=(c.href) title=(status_label(ctx.lang, c.worst)) {
-                                        (c.compliant) "/" (c.total) " " (ctx.t("compliant", "达标"))
-                                        br;
-                                        span.muted { (status_label(ctx.lang, c.worst)) }
-                                    }
-                                },
-                                None => td.muted { "—" },
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let rows = grid.rows.iter().map(|(_, name)| name.clone()).collect();
+    let cols = grid
+        .cols
+        .iter()
+        .map(|t| tier_name(policy, ctx.lang, t))
+        .collect();
+    let map = view::heat_map(&grid, title, rows, cols, ctx.t("compliant", "达标"));
+    html! { div.heat id="heat-map" { (chart::heat_map(&map, ctx.lang)) } }
 }
 
 /// `GET /ui`: the fleet overview.

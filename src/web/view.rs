@@ -9,6 +9,7 @@ use crate::assess::{AgentHealth, AgentStatus, Scenario, Status};
 use crate::coordinator::auth::UI_SYSTEMS_PATH;
 use crate::coordinator::sweep::FleetView;
 use crate::policy::{Policy, SiteId, TierId};
+use crate::report::chart::{HeatCell, HeatMap, Rag};
 
 /// An agent online but silent for longer than this is *late*: several heartbeats (one a
 /// minute by default) are missing, before the sweep's `offline-after` calls it offline.
@@ -54,14 +55,24 @@ pub fn agent_counts(agents: &[AgentHealth], now: Timestamp) -> [usize; 3] {
     counts
 }
 
-/// How bad a status is, for the worst of a heat-map cell: breached, then at risk, then no
-/// evidence, then compliant.
+/// How bad a status is, for the worst of a heat-map cell: breached, then no evidence (no
+/// backup ever recorded: nothing would come back), then at risk, then compliant.
 fn badness(s: Status) -> u8 {
     match s {
         Status::Compliant => 0,
-        Status::NoEvidence => 1,
-        Status::AtRisk => 2,
+        Status::AtRisk => 1,
+        Status::NoEvidence => 2,
         Status::Breached => 3,
+    }
+}
+
+/// The colour of a status on the heat map: a system with no backup recorded is as red as a
+/// breached one (the quarterly report's rule: no counted copy is red).
+pub fn rag(s: Status) -> Rag {
+    match s {
+        Status::Compliant => Rag::Green,
+        Status::AtRisk => Rag::Amber,
+        Status::Breached | Status::NoEvidence => Rag::Red,
     }
 }
 
@@ -135,6 +146,37 @@ pub fn compliance_grid(policy: &Policy, view: &FleetView, scenario: Scenario) ->
     }
 }
 
+/// The grid as the shared chart draws it: `rows` and `cols` are the headings people read,
+/// each cell `compliant/total` and its word.
+pub fn heat_map(
+    grid: &ComplianceGrid,
+    title: String,
+    rows: Vec<String>,
+    cols: Vec<String>,
+    compliant: &str,
+) -> HeatMap {
+    HeatMap {
+        title,
+        rows,
+        cols,
+        cells: grid
+            .cells
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|cell| {
+                        cell.as_ref().map(|c| HeatCell {
+                            rag: rag(c.worst),
+                            text: format!("{}/{} {compliant}", c.compliant, c.total),
+                            href: Some(c.href.clone()),
+                        })
+                    })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
 /// The system list filtered by site and tier.
 pub fn systems_href(site: Option<&SiteId>, tier: Option<&TierId>) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
@@ -152,9 +194,10 @@ pub fn systems_href(site: Option<&SiteId>, tier: Option<&TierId>) -> String {
     }
 }
 
-/// The quarter `now` falls in, and the three before it, newest first, as `2026Q4`.
-pub fn recent_quarters(now: Timestamp) -> Vec<String> {
-    let date = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+/// The quarter `now` falls in (in `zone`, the organisation's), and the three before it, newest
+/// first, as `2026Q4`.
+pub fn recent_quarters(now: Timestamp, zone: &jiff::tz::TimeZone) -> Vec<String> {
+    let date = now.to_zoned(zone.clone()).date();
     let (mut year, mut q) = (i32::from(date.year()), (date.month() - 1) / 3 + 1);
     let mut out = Vec::new();
     for _ in 0..4 {
@@ -229,7 +272,8 @@ mod tests {
         let table = [
             (Compliant, Compliant, Compliant),
             (Compliant, NoEvidence, NoEvidence),
-            (NoEvidence, AtRisk, AtRisk),
+            (NoEvidence, AtRisk, NoEvidence),
+            (Compliant, AtRisk, AtRisk),
             (Breached, AtRisk, Breached),
             (AtRisk, Breached, Breached),
         ];
@@ -249,9 +293,17 @@ mod tests {
         );
         assert_eq!(systems_href(None, None), "/ui/systems");
         assert_eq!(
-            recent_quarters(t("2026-02-10T00:00:00Z")),
+            recent_quarters(t("2026-02-10T00:00:00Z"), &jiff::tz::TimeZone::UTC),
             ["2026Q1", "2025Q4", "2025Q3", "2025Q2"]
         );
-        assert_eq!(recent_quarters(t("2026-12-31T23:00:00Z"))[0], "2026Q4");
+        assert_eq!(
+            recent_quarters(t("2026-12-31T23:00:00Z"), &jiff::tz::TimeZone::UTC)[0],
+            "2026Q4"
+        );
+        let shanghai = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
+        assert_eq!(
+            recent_quarters(t("2026-12-31T23:00:00Z"), &shanghai)[0],
+            "2027Q1"
+        );
     }
 }

@@ -163,6 +163,23 @@ impl Browser {
             .unwrap();
     }
 
+    /// Clicks `css` and waits (up to 15 s) until the browser has left the page: WebDriver's
+    /// click returns when the click is dispatched, not when the next page is there.
+    pub async fn click_to_next_page(&self, css: &str) {
+        let old = self.client.find(Locator::Css("html")).await.unwrap();
+        self.click(css).await;
+        let started = Instant::now();
+        while old.tag_name().await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "clicking {css} did not lead to another page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The new document is parsed once its body can be read.
+        let _ = self.text().await;
+    }
+
     pub async fn fill(&self, css: &str, text: &str) {
         self.client
             .find(Locator::Css(css))
