@@ -562,7 +562,7 @@ async fn operator_viewer_and_admin_in_headless_chromium() {
     b.goto(&format!("{base}/ui")).await;
     let text = b.text().await;
     assert!(
-        text.contains("达标热力图") && text.contains("代理在线"),
+        text.contains("RPO 达标情况") && text.contains("代理在线"),
         "{text}"
     );
     b.screenshot("/tmp/lifeboat-dashboard-7-zh-overview.png")

@@ -63,7 +63,10 @@ fn heat_map(ctx: &Ctx, policy: &Policy, view: &FleetView, scenario: Scenario) ->
     let grid = view::compliance_grid(policy, view, scenario);
     let title = format!(
         "{} — {}",
-        ctx.t("RPO compliance, branch × tier", "RPO 达标情况：机构 × 等级"),
+        ctx.t(
+            "RPO compliance, branch × tier (systems compliant / systems)",
+            "RPO 达标情况：机构 × 等级（达标系统数 / 系统数）"
+        ),
         scenario_label(ctx.lang, scenario)
     );
     let rows = grid.rows.iter().map(|(_, name)| name.clone()).collect();
@@ -72,7 +75,7 @@ fn heat_map(ctx: &Ctx, policy: &Policy, view: &FleetView, scenario: Scenario) ->
         .iter()
         .map(|t| tier_name(policy, ctx.lang, t))
         .collect();
-    let map = view::heat_map(&grid, title, rows, cols, ctx.t("compliant", "达标"));
+    let map = view::heat_map(&grid, title, rows, cols);
     html! { div.heat id="heat-map" { (chart::heat_map(&map, ctx.lang)) } }
 }
 
@@ -99,7 +102,6 @@ pub async fn home(State(web): State<Web>, ctx: Ctx) -> Response {
             div.card { b id="agents-offline" { (offline) } (ctx.t("agents offline", "代理离线")) }
             div.card { b { (view.systems) } (ctx.t("systems", "受保护系统")) }
         }
-        h2 { (ctx.t("Compliance heat map", "达标热力图")) }
         (heat_map(&ctx, &policy, &view, Scenario::SiteLoss))
         h2 { (ctx.t("Systems per scenario", "各场景系统状态")) }
         table {

@@ -147,13 +147,12 @@ pub fn compliance_grid(policy: &Policy, view: &FleetView, scenario: Scenario) ->
 }
 
 /// The grid as the shared chart draws it: `rows` and `cols` are the headings people read,
-/// each cell `compliant/total` and its word.
+/// each cell `compliant/total` (the chart writes the status word under it).
 pub fn heat_map(
     grid: &ComplianceGrid,
     title: String,
     rows: Vec<String>,
     cols: Vec<String>,
-    compliant: &str,
 ) -> HeatMap {
     HeatMap {
         title,
@@ -167,7 +166,7 @@ pub fn heat_map(
                     .map(|cell| {
                         cell.as_ref().map(|c| HeatCell {
                             rag: rag(c.worst),
-                            text: format!("{}/{} {compliant}", c.compliant, c.total),
+                            text: format!("{}/{}", c.compliant, c.total),
                             href: Some(c.href.clone()),
                         })
                     })
