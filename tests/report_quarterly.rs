@@ -1180,3 +1180,127 @@ fn the_binary_writes_the_report() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Kills the coordinator when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET /api/v1/reports/quarterly` on the real coordinator: a viewer downloads the JSON and the
+/// CSV; a bad quarter or format is a 400 `ApiError`; no token is a 401; the download is audited.
+#[test]
+fn a_viewer_downloads_the_report_from_the_api_and_it_is_audited() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    write_policy(&policies);
+    let db = dir.path().join("coordinator.db");
+    let url = format!("sqlite://{}", db.display());
+    runtime().block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        load(&store).await;
+        store.close().await;
+    });
+    let port = common::free_port();
+    let config = dir.path().join("coordinator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndatabase = \"{url}\"\npolicy-dir = \"{}\"\n",
+            policies.display()
+        ),
+    )
+    .unwrap();
+    let mut add = common::lifeboat()
+        .args(["coordinator", "--config", config.to_str().unwrap()])
+        .args(["user", "add", "--name", "vera", "--role", "viewer"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "viewer-password-7c1e").unwrap();
+    assert!(add.wait_with_output().unwrap().status.success());
+    let _running = Running(
+        common::lifeboat()
+            .args(["coordinator", "--config", config.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_ready(port);
+    let (code, body) = common::http(
+        port,
+        "POST",
+        "/api/v1/login",
+        "",
+        &json!({ "name": "vera", "password": "viewer-password-7c1e" }).to_string(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let path = "/api/v1/reports/quarterly";
+    let (code, body) = common::http(
+        port,
+        "GET",
+        &format!("{path}?quarter=2026Q3&format=json"),
+        &token,
+        "",
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["meta"]["quarter"], "2026Q3");
+    assert_eq!(row(&v, "b-fin", "site-loss")["within_percent"], 0.0);
+
+    let (code, body) = common::http(
+        port,
+        "GET",
+        &format!("{path}?quarter=2026Q3&format=csv&lang=zh-CN"),
+        &token,
+        "",
+    );
+    assert_eq!(code, 200);
+    assert!(body.starts_with('\u{feff}'));
+    assert_eq!(parse_csv(body.trim_start_matches('\u{feff}')).len(), 13);
+
+    for bad in ["quarter=2026Q5", "format=docx", "lang=fr", "quarter=2099Q1"] {
+        let (code, body) = common::http(port, "GET", &format!("{path}?{bad}"), &token, "");
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["error"],
+            "bad-request",
+            "{body}"
+        );
+    }
+    let (code, _) = common::http(port, "GET", path, "", "");
+    assert_eq!(code, 401);
+
+    drop(_running);
+    let audited = runtime().block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let entries = store
+            .list_audit(
+                &Default::default(),
+                lifeboat::coordinator::store::Page::first(100),
+            )
+            .await
+            .unwrap();
+        store.close().await;
+        entries
+    });
+    let downloads: Vec<_> = audited
+        .iter()
+        .filter(|e| e.action == "report.quarterly")
+        .collect();
+    assert_eq!(downloads.len(), 2, "{audited:?}");
+    assert_eq!(downloads[0].actor, "user:vera");
+}

@@ -276,6 +276,8 @@ pub const DRILL_REPORT_PATH: &str = "/api/v1/drills/{id}/report";
 pub const DRILL_CHAIN_PATH: &str = "/api/v1/drills/chain";
 /// `GET`: drills due by cadence, the regulatory calendar, systems never drilled or overdue.
 pub const DRILL_CALENDAR_PATH: &str = "/api/v1/drill-calendar";
+/// `GET`: the quarterly recovery-objectives report (HTML, PDF, CSV or JSON).
+pub const REPORTS_QUARTERLY_PATH: &str = "/api/v1/reports/quarterly";
 
 /// The dashboard ([`crate::web`]): server-rendered pages for people, who carry their session in
 /// a cookie instead of a bearer token. `GET /` redirects to [`UI_HOME_PATH`].
@@ -411,6 +413,11 @@ pub const ROLE_MATRIX: &[Rule] = &[
     rule(
         Verb::Get,
         DRILL_CALENDAR_PATH,
+        Access::AtLeast(Role::Viewer),
+    ),
+    rule(
+        Verb::Get,
+        REPORTS_QUARTERLY_PATH,
         Access::AtLeast(Role::Viewer),
     ),
     rule(Verb::Post, AGENT_REVOKE_PATH, Access::AtLeast(Role::Admin)),
@@ -914,7 +921,10 @@ mod tests {
             .filter(|r| r.access == Access::Public)
             .map(|r| r.path)
             .collect();
-        assert_eq!(public, [LOGIN_PATH, UI_ROOT_PATH, UI_LOGIN_PATH, UI_LOGIN_PATH]);
+        assert_eq!(
+            public,
+            [LOGIN_PATH, UI_ROOT_PATH, UI_LOGIN_PATH, UI_LOGIN_PATH]
+        );
         // The dashboard acts with the roles of the API routes it acts through.
         for (ui, api) in [
             (UI_DRILLS_PATH, DRILLS_PATH),
@@ -923,7 +933,10 @@ mod tests {
         ] {
             assert_eq!(access(Method::POST, ui), access(Method::POST, api), "{ui}");
         }
-        assert_eq!(access(Method::GET, UI_AUDIT_PATH), access(Method::GET, AUDIT_PATH));
+        assert_eq!(
+            access(Method::GET, UI_AUDIT_PATH),
+            access(Method::GET, AUDIT_PATH)
+        );
     }
 
     #[test]

@@ -31,8 +31,8 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{
     ASSESSMENTS_PATH, Auth, BACKUP_NOW_PATH, FLEET_PATH, Failure, POLICY_PATH, Param, Principal,
-    REPOSITORIES_PATH, RUN_RECORDS_PATH, SITES_PATH, SNAPSHOTS_PATH, SYSTEM_PATH, SYSTEMS_PATH,
-    Verb,
+    REPORTS_QUARTERLY_PATH, REPOSITORIES_PATH, RUN_RECORDS_PATH, SITES_PATH, SNAPSHOTS_PATH,
+    SYSTEM_PATH, SYSTEMS_PATH, Verb,
 };
 use super::routes::Routes;
 use super::store::{CommandQueued, Page, RunFilter, Store, StoredRun};
@@ -123,6 +123,7 @@ pub(super) fn routes() -> Routes<FleetApi> {
         .add(Verb::Get, SNAPSHOTS_PATH, snapshots)
         .add(Verb::Get, ASSESSMENTS_PATH, assessments)
         .add(Verb::Get, POLICY_PATH, policy)
+        .add(Verb::Get, REPORTS_QUARTERLY_PATH, quarterly_report)
 }
 
 fn not_ready() -> Response {
@@ -1289,9 +1290,7 @@ pub(crate) async fn read_inventory(
         Ok(None) => Err(Failure::internal(
             "the system left the policy while reading".into(),
         )),
-        Err(e) => Err(Failure::internal(format!(
-            "the inventory task failed: {e}"
-        ))),
+        Err(e) => Err(Failure::internal(format!("the inventory task failed: {e}"))),
     }
 }
 
@@ -1312,6 +1311,99 @@ async fn assessments(
 async fn policy(State(api): State<FleetApi>) -> Response {
     let load = api.loads.latest();
     Json(policy_view(&api.policy(), load.as_deref())).into_response()
+}
+
+/// `GET /api/v1/reports/quarterly` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarterlyQuery {
+    pub quarter: Option<String>,
+    pub lang: Option<String>,
+    pub format: Option<String>,
+}
+
+/// The quarterly report (`crate::report::quarterly`), rendered from the store and the policy in
+/// force; every download is audited.
+async fn quarterly_report(
+    State(api): State<FleetApi>,
+    Extension(me): Extension<Principal>,
+    headers: axum::http::HeaderMap,
+    q: Result<Query<QuarterlyQuery>, QueryRejection>,
+) -> Response {
+    use crate::i18n::Lang;
+    use crate::report::quarterly::{self, Format, Quarter, ReportError};
+    let bad = |m: String| Failure::bad_request(m).into_response();
+    let q = match query(q) {
+        Ok(q) => q,
+        Err(f) => return f.into_response(),
+    };
+    let quarter = match q.quarter.as_deref().map(str::parse::<Quarter>).transpose() {
+        Ok(quarter) => quarter,
+        Err(e) => return bad(e.to_string()),
+    };
+    // `?lang=` first, then the browser's Accept-Language, then English.
+    let lang = match q.lang.as_deref() {
+        Some(tag) => match Lang::from_tag(tag) {
+            Some(l) => l,
+            None => return bad("`lang` must be en or zh-CN".into()),
+        },
+        None => headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Lang::from_accept_language)
+            .unwrap_or_default(),
+    };
+    let format = match q.format.as_deref().map(Format::parse) {
+        None => Format::Html,
+        Some(Some(f)) => f,
+        Some(None) => return bad("`format` must be html, pdf, csv or json".into()),
+    };
+    let now = api.auth.clock.now();
+    let rendered = match quarterly::render(api.store(), &api.policy(), quarter, lang, format, now)
+        .await
+    {
+        Ok(r) => r,
+        Err(ReportError::Store(e)) => return Failure::store(e).into_response(),
+        Err(ReportError::Build(e)) => return bad(e.to_string()),
+        Err(ReportError::Pdf(e)) if e.is_missing_software() => {
+            return Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                e.to_string(),
+            )
+            .into_response();
+        }
+        Err(e) => return Failure::internal(format!("the quarterly report: {e}")).into_response(),
+    };
+    api.auth
+        .audit(
+            &me.actor(),
+            "report.quarterly",
+            &format!("report:{}", rendered.file_name),
+            serde_json::json!({ "format": format.as_str(), "lang": lang.tag() }),
+        )
+        .await;
+    let mut response = (
+        [(header::CONTENT_TYPE, rendered.content_type)],
+        rendered.bytes,
+    )
+        .into_response();
+    let disposition = if format == Format::Html {
+        // No script, no external resource: say so to the browser too.
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        );
+        format!("inline; filename=\"{}\"", rendered.file_name)
+    } else {
+        format!("attachment; filename=\"{}\"", rendered.file_name)
+    };
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
 }
 
 #[cfg(test)]

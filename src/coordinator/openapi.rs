@@ -529,6 +529,25 @@ pub const DOCS: &[Doc] = &[
         "Plans due by cadence, the regulatory calendar, systems never drilled or overdue",
     )
     .gives(200, "CalendarView"),
+    doc(
+        Get,
+        auth::REPORTS_QUARTERLY_PATH,
+        Person,
+        "reports",
+        "The quarterly recovery-objectives report (standards §4.2), audited as a privileged read \
+         (503 for a PDF when the coordinator has no Chromium or CJK font to print)",
+    )
+    .query(&[
+        (
+            "quarter",
+            "e.g. 2026Q4 (default: the last complete quarter in the head office's time zone)",
+        ),
+        (
+            "lang",
+            "en or zh-CN (default: the Accept-Language header's choice, else en)",
+        ),
+        ("format", "html (default), pdf, csv or json"),
+    ]),
 ];
 
 /// The document.
