@@ -1179,7 +1179,8 @@ fn query_value() -> impl Strategy<Value = String> {
 
 const QUERY_KEYS: &[&str] = &[
     "actor", "action", "target", "since", "until", "limit", "offset", "after", "tier", "site",
-    "scenario", "status", "system", "host", "kind", "outcome", "state", "plan", "unknown", "",
+    "scenario", "status", "system", "host", "kind", "outcome", "state", "plan", "quarter", "lang",
+    "format", "unknown", "",
 ];
 
 /// The endpoints that read a query (`{q}`) or a path parameter (`{v}`), and the headers the
@@ -1193,6 +1194,7 @@ const URI_TARGETS: &[(&str, &str, Caller)] = &[
     ("GET", "/api/v1/assessments?{q}", Caller::Admin),
     ("GET", "/api/v1/alerts?{q}", Caller::Admin),
     ("GET", "/api/v1/fleet?{q}", Caller::Admin),
+    ("GET", "/api/v1/reports/quarterly?{q}", Caller::Admin),
     ("PATCH", "/api/v1/users/{v}", Caller::Admin),
     ("DELETE", "/api/v1/tokens/{v}", Caller::Admin),
     ("POST", "/api/v1/agents/{v}/revoke", Caller::Admin),
