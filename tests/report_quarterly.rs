@@ -1304,3 +1304,30 @@ fn a_viewer_downloads_the_report_from_the_api_and_it_is_audited() {
     assert_eq!(downloads.len(), 2, "{audited:?}");
     assert_eq!(downloads[0].actor, "user:vera");
 }
+
+/// The Chinese report printed to PDF (Chromium and CJK fonts, as `tests/run.sh` installs):
+/// pages with the title, a figure and a chart label as text.
+#[test]
+fn the_chinese_report_prints_to_pdf() {
+    let (report, _) = sqlite_report();
+    let pdf = runtime()
+        .block_on(quarterly::render_report(&report, Lang::ZhCn, Format::Pdf))
+        .unwrap();
+    assert_eq!(pdf.content_type, "application/pdf");
+    assert_eq!(pdf.file_name, "lifeboat-report-2026Q4-zh-CN.pdf");
+    assert!(pdf.bytes.starts_with(b"%PDF"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.pdf");
+    std::fs::write(&file, &pdf.bytes).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .arg(&file)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils, installed by tests/run.sh)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in ["灾备恢复目标季度报告", "执行摘要", "97.24 %", "甲支行"] {
+        assert!(text.contains(expected), "PDF text lacks {expected:?}");
+    }
+    let pages = text.matches('\u{c}').count();
+    assert!(pages >= 8, "one section per page at least: {pages} pages");
+}
