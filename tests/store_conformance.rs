@@ -2171,9 +2171,7 @@ async fn drill_records_are_sealed_once_in_one_hash_chain(h: Harness) {
     );
 
     // Concurrent seals at one place: exactly one gets it.
-    let racers: Vec<_> = (0..6)
-        .map(|i| ended(10 + i))
-        .collect();
+    let racers: Vec<_> = (0..6).map(|i| ended(10 + i)).collect();
     for d in &racers {
         s.insert_drill(d).await.unwrap();
     }
