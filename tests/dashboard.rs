@@ -496,6 +496,16 @@ async fn operator_viewer_and_admin_in_headless_chromium() {
     b.screenshot("/tmp/lifeboat-dashboard-5-approved.png").await;
     clock.lap("operator: gate approved, drill sealed by the orchestrator");
 
+    // The sealed drill's report opens with the session (no API token).
+    b.click_to_next_page("#drill-report").await;
+    assert_eq!(b.path().await, format!("/ui/drills/{drill}/report"));
+    let text = b.text().await;
+    assert!(
+        text.contains("Drill report") && text.contains("sign-off"),
+        "{text}"
+    );
+    b.goto(&format!("{base}/ui/drills/{drill}")).await;
+
     // The approval is the API's: one drill input by the operator, audited as drill.approve.
     let inputs = store.drill_inputs_after(Some(drill), 0, 10).await.unwrap();
     assert_eq!(inputs.len(), 1);

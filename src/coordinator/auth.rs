@@ -300,6 +300,14 @@ pub const UI_DRILL_PATH: &str = "/ui/drills/{id}";
 pub const UI_DRILL_APPROVE_PATH: &str = "/ui/drills/{id}/approve";
 /// `POST`: aborts a drill (the same drill input as [`DRILL_ABORT_PATH`]).
 pub const UI_DRILL_ABORT_PATH: &str = "/ui/drills/{id}/abort";
+/// Whether `path` (a route pattern) is one of the dashboard's pages rather than the API: the
+/// pages are for browsers and are not in the OpenAPI document.
+pub fn is_dashboard_path(path: &str) -> bool {
+    path == UI_ROOT_PATH || path == UI_HOME_PATH || path.starts_with("/ui/")
+}
+
+/// `GET`: a sealed drill's report (`?lang=en|zh-CN&format=html|pdf`), for the browser.
+pub const UI_DRILL_REPORT_PATH: &str = "/ui/drills/{id}/report";
 /// `GET`: open and recent alerts.
 pub const UI_ALERTS_PATH: &str = "/ui/alerts";
 /// `GET`: the audit log, paged.
@@ -448,6 +456,11 @@ pub const ROLE_MATRIX: &[Rule] = &[
         Verb::Post,
         UI_DRILL_ABORT_PATH,
         Access::AtLeast(Role::Operator),
+    ),
+    rule(
+        Verb::Get,
+        UI_DRILL_REPORT_PATH,
+        Access::AtLeast(Role::Viewer),
     ),
     rule(Verb::Get, UI_ALERTS_PATH, Access::AtLeast(Role::Viewer)),
     rule(Verb::Get, UI_AUDIT_PATH, Access::AtLeast(Role::Admin)),

@@ -1409,44 +1409,55 @@ async fn report(
                 Some("pdf") => true,
                 Some(_) => return Err(Failure::bad_request("`format` must be html or pdf")),
             };
-            let drill = api.drill(id).await?;
-            let seal = sealed(&drill)?;
-            let record: DrillRecord = serde_json::from_str(&seal.record).map_err(|e| {
-                Failure::internal(format!("drill {id}: sealed record cannot be read: {e}"))
-            })?;
-            let html = render::page(&record, lang);
-            if !pdf {
-                let mut response = with_type(html, "text/html; charset=utf-8");
-                response.headers_mut().insert(
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(REPORT_CSP),
-                );
-                return Ok(response);
-            }
-            let bytes = crate::report::pdf::html_to_pdf(&html).await.map_err(|e| {
-                if e.is_missing_software() {
-                    Failure::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        ErrorCode::Unavailable,
-                        e.to_string(),
-                    )
-                } else {
-                    Failure::internal(format!("drill {id}: the report could not be printed: {e}"))
-                }
-            })?;
-            let mut response = with_type(bytes, "application/pdf");
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "attachment; filename=\"drill-{id}-{}.pdf\"",
-                lang.tag()
-            )) {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_DISPOSITION, v);
-            }
-            Ok(response)
+            drill_report(&api, id, lang, pdf).await
         }
         .await,
     )
+}
+
+/// The drill record of `id` as its report page in `lang`, or that page printed to PDF (an
+/// attachment): what `GET /api/v1/drills/{id}/report` and the dashboard's drill report link
+/// answer. 404 before the drill is sealed, 503 when no browser or CJK font can print it.
+pub(crate) async fn drill_report(
+    api: &DrillsApi,
+    id: Uuid,
+    lang: Lang,
+    pdf: bool,
+) -> Result<Response, Failure> {
+    let drill = api.drill(id).await?;
+    let seal = sealed(&drill)?;
+    let record: DrillRecord = serde_json::from_str(&seal.record)
+        .map_err(|e| Failure::internal(format!("drill {id}: sealed record cannot be read: {e}")))?;
+    let html = render::page(&record, lang);
+    if !pdf {
+        let mut response = with_type(html, "text/html; charset=utf-8");
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(REPORT_CSP),
+        );
+        return Ok(response);
+    }
+    let bytes = crate::report::pdf::html_to_pdf(&html).await.map_err(|e| {
+        if e.is_missing_software() {
+            Failure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                e.to_string(),
+            )
+        } else {
+            Failure::internal(format!("drill {id}: the report could not be printed: {e}"))
+        }
+    })?;
+    let mut response = with_type(bytes, "application/pdf");
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"drill-{id}-{}.pdf\"",
+        lang.tag()
+    )) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
 }
 
 async fn chain(State(api): State<DrillsApi>) -> Response {

@@ -8,6 +8,7 @@
 //! A button is shown only to a role that may press it; the role matrix refuses the others.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use uuid::Uuid;
@@ -296,10 +297,52 @@ pub async fn detail(State(web): State<Web>, ctx: Ctx, Param(id): Param<Uuid>) ->
         @if let Some(seal) = &seal {
             h2 { (ctx.t("Sealed record", "封存记录")) }
             p.muted { "#" (seal.chain_seq) " sha256 " code { (seal.record_hash) } }
-            p { a href={ "/api/v1/drills/" (id) "/report" } { (ctx.t("Drill report (HTML, needs an API token)", "演练报告（HTML，需 API 令牌）")) } }
+            p {
+                a #drill-report href={ "/ui/drills/" (id) "/report?lang=" (ctx.lang.tag()) } { (ctx.t("Drill report (HTML)", "演练报告（HTML）")) }
+                " · "
+                a href={ "/ui/drills/" (id) "/report?format=pdf&lang=" (ctx.lang.tag()) } { "PDF" }
+            }
         }
     };
     page(&ctx, &title, live.then_some(LIVE_REFRESH_SECS), body)
+}
+
+/// The query of `GET /ui/drills/{id}/report`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    lang: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /ui/drills/{id}/report`: the sealed drill's report as the API serves it
+/// ([`drills_api::drill_report`]), for the browser's session; the page's language by default.
+pub async fn report(
+    State(web): State<Web>,
+    ctx: Ctx,
+    Param(id): Param<Uuid>,
+    q: Result<axum::extract::Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let bad = |message: &str| layout::refusal(ctx.lang, StatusCode::BAD_REQUEST, message);
+    let Ok(axum::extract::Query(q)) = q else {
+        return bad("use ?lang=en|zh-CN&format=html|pdf");
+    };
+    let lang = match q.lang.as_deref() {
+        None => ctx.lang,
+        Some(tag) => match Lang::from_tag(tag) {
+            Some(l) => l,
+            None => return bad("`lang` is en or zh-CN"),
+        },
+    };
+    let pdf = match q.format.as_deref() {
+        None | Some("html") => false,
+        Some("pdf") => true,
+        Some(_) => return bad("`format` is html or pdf"),
+    };
+    match drills_api::drill_report(&web.drills, id, lang, pdf).await {
+        Ok(response) => response,
+        Err(f) => layout::failure(&ctx, &f),
+    }
 }
 
 /// After an action: back to the drill's page, or the refusal as a page.

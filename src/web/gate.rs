@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 
 use super::Web;
-use crate::coordinator::auth::{Principal, Refusal, UI_LOGIN_PATH, UI_QUARTERLY_PATH};
+use crate::coordinator::auth::{
+    Principal, Refusal, UI_DRILL_REPORT_PATH, UI_LOGIN_PATH, UI_QUARTERLY_PATH,
+};
 use crate::i18n::Lang;
 use crate::secret::Secret;
 
@@ -267,7 +269,8 @@ pub async fn gate(
         HeaderValue::from_static("same-origin"),
     );
     // A report's `lang` is the report's language, not a choice for the dashboard.
-    if let Some(lang) = asked.filter(|_| route != UI_QUARTERLY_PATH)
+    if let Some(lang) =
+        asked.filter(|_| route != UI_QUARTERLY_PATH && route != UI_DRILL_REPORT_PATH)
         && let Some(v) = set_cookie(LANG_COOKIE, lang.tag(), 365 * 86_400, web.secure_cookies)
     {
         headers.append(header::SET_COOKIE, v);

@@ -26,8 +26,8 @@ use axum::middleware::from_fn_with_state;
 
 use crate::coordinator::auth::{
     Auth, UI_ALERTS_PATH, UI_AUDIT_PATH, UI_DRILL_ABORT_PATH, UI_DRILL_APPROVE_PATH, UI_DRILL_PATH,
-    UI_DRILLS_PATH, UI_HOME_PATH, UI_LOGIN_PATH, UI_LOGOUT_PATH, UI_QUARTERLY_PATH,
-    UI_REPORTS_PATH, UI_ROOT_PATH, UI_SYSTEM_PATH, UI_SYSTEMS_PATH, Verb,
+    UI_DRILL_REPORT_PATH, UI_DRILLS_PATH, UI_HOME_PATH, UI_LOGIN_PATH, UI_LOGOUT_PATH,
+    UI_QUARTERLY_PATH, UI_REPORTS_PATH, UI_ROOT_PATH, UI_SYSTEM_PATH, UI_SYSTEMS_PATH, Verb,
 };
 use crate::coordinator::drills_api::DrillsApi;
 use crate::coordinator::fleet_api::FleetApi;
@@ -83,6 +83,7 @@ pub(crate) fn routes() -> Routes<Web> {
         .add(Verb::Get, UI_DRILL_PATH, drills::detail)
         .add(Verb::Post, UI_DRILL_APPROVE_PATH, drills::approve)
         .add(Verb::Post, UI_DRILL_ABORT_PATH, drills::abort)
+        .add(Verb::Get, UI_DRILL_REPORT_PATH, drills::report)
         .add(Verb::Get, UI_ALERTS_PATH, admin::alerts)
         .add(Verb::Get, UI_AUDIT_PATH, admin::audit)
         .add(Verb::Get, UI_REPORTS_PATH, admin::reports)
