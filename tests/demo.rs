@@ -205,12 +205,12 @@ fn demo_runs_the_bank_end_to_end_and_up_serves_the_same_fleet() {
     assert_eq!((code, body.trim()), (200, "ok"));
     let password = std::fs::read_to_string(dir.join("admin.password")).unwrap();
     let token = login(port, password.trim());
-    // The dashboard, once it is served; the API in any case.
-    let (code, _) = http(port, "GET", "/ui/", "", "");
-    assert!(
-        [200, 302, 303, 401, 404].contains(&code),
-        "/ui/ answered {code}"
-    );
+    // The dashboard: anonymous visitors are sent to its login form.
+    let (code, _) = http(port, "GET", "/ui", "", "");
+    assert_eq!(code, 303, "/ui without a session");
+    let (code, body) = http(port, "GET", "/ui/login", "", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("type=\"password\""), "{body}");
     let deadline = Instant::now() + Duration::from_secs(60);
     let agents = loop {
         let (code, body) = http(port, "GET", "/api/v1/agents", &token, "");

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::drill::{Running, ts};
+use common::drill::{Running, ts, write_agent_config};
 use common::{
     Garage, assert_same_tree, free_port, http, lifeboat, make_dataset, wait_ready, wait_until,
 };
@@ -220,27 +220,7 @@ timeout = "1m"
         let dir = self.root().join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let token = self.coordinator(&["enrol-token", "--host", host, "--site", site], "");
-        std::fs::write(
-            dir.join("agent.toml"),
-            format!(
-                r#"host = "{host}"
-site = "{site}"
-state-dir = "{state}"
-jitter = "0s"
-reload-every = "1s"
-shutdown-grace = "5s"
-
-[coordinator]
-url = "http://127.0.0.1:{port}"
-enrol-token = {{ env = "TEST_ENROL_TOKEN" }}
-heartbeat-every = "1s"
-request-timeout = "10s"
-"#,
-                state = dir.join("state").display(),
-                port = self.port,
-            ),
-        )
-        .unwrap();
+        write_agent_config(&dir, host, site, self.port);
         let log = std::fs::File::create(dir.join("agent.log")).unwrap();
         let child = lifeboat()
             .args([

@@ -28,6 +28,22 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
+/// How lifeboat starts Chromium without a screen, here and in the dashboard's browser tests:
+/// headless, without its sandbox (see the module doc), and with no network of its own (no
+/// updates, sync, QUIC or background connections: a closed network would refuse them, many at
+/// a time), `/dev/shm` not used (containers give it 64 MiB).
+pub const HEADLESS_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+];
+
 /// The environment variable naming the browser to print with.
 pub const BROWSER_ENV: &str = "LIFEBOAT_CHROMIUM";
 
@@ -133,26 +149,16 @@ pub async fn html_to_pdf(html: &str) -> Result<Vec<u8>, PdfError> {
     tokio::fs::write(&page, html).await.map_err(temp_err)?;
 
     let mut cmd = Command::new(&browser);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--no-pdf-header-footer",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .arg(format!("--print-to-pdf={}", pdf.display()))
-    .arg(format!("file://{}", page.display()))
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true)
-    .process_group(0);
+    cmd.args(HEADLESS_FLAGS)
+        .arg("--no-pdf-header-footer")
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
     let mut child = cmd.spawn().map_err(|source| PdfError::Spawn {
         browser: browser.clone(),
         source,

@@ -11,20 +11,16 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-/// The flags every test browser starts with: headless, no sandbox (tests may run as root), no
-/// network of its own (updates, sync, QUIC), a laptop-sized window.
-pub const CHROMIUM_FLAGS: &[&str] = &[
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1366,768",
-];
+/// The flags every test browser starts with: lifeboat's own headless flags (those it prints
+/// PDFs with) and a laptop-sized window.
+pub fn chromium_flags() -> Vec<String> {
+    lifeboat::report::pdf::HEADLESS_FLAGS
+        .iter()
+        .copied()
+        .chain(["--window-size=1366,768"])
+        .map(str::to_string)
+        .collect()
+}
 
 fn find(candidates: &[&str], env: &str) -> Option<PathBuf> {
     if let Ok(p) = std::env::var(env) {
@@ -60,7 +56,7 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver on a free port and a chromium session with [`CHROMIUM_FLAGS`] and a
+    /// Starts chromedriver on a free port and a chromium session with [`chromium_flags`] and a
     /// fresh `--user-data-dir`; `log` receives chromedriver's output.
     pub async fn start(log: &Path) -> Browser {
         let (chromium, driver_bin) = binaries();
@@ -73,7 +69,7 @@ impl Browser {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver_bin.display()));
         let profile = tempfile::tempdir().unwrap();
-        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
+        let mut args = chromium_flags();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let mut caps = serde_json::Map::new();
         caps.insert(

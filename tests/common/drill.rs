@@ -217,10 +217,20 @@ impl Coordinator {
     pub fn agent(&self, dir: &Path, host: &str, site: &str, env: &[(&str, &str)]) -> Running {
         std::fs::create_dir_all(dir).unwrap();
         let token = self.admin(&["enrol-token", "--host", host, "--site", site], "");
-        std::fs::write(
-            dir.join("agent.toml"),
-            format!(
-                r#"host = "{host}"
+        write_agent_config(dir, host, site, self.port);
+        // Kept for restarts (an enrolled agent does not use it again, but its config names it).
+        std::fs::write(dir.join("enrol-token.test"), &token).unwrap();
+        restart_agent(dir, env)
+    }
+}
+
+/// Writes `<dir>/agent.toml`: an agent of `host` at `site` reporting to the coordinator on
+/// `port` every second, its state under `<dir>/state`, enrolling with `TEST_ENROL_TOKEN`.
+pub fn write_agent_config(dir: &Path, host: &str, site: &str, port: u16) {
+    std::fs::write(
+        dir.join("agent.toml"),
+        format!(
+            r#"host = "{host}"
 site = "{site}"
 state-dir = "{state}"
 jitter = "0s"
@@ -233,15 +243,10 @@ enrol-token = {{ env = "TEST_ENROL_TOKEN" }}
 heartbeat-every = "1s"
 request-timeout = "10s"
 "#,
-                state = dir.join("state").display(),
-                port = self.port,
-            ),
-        )
-        .unwrap();
-        // Kept for restarts (an enrolled agent does not use it again, but its config names it).
-        std::fs::write(dir.join("enrol-token.test"), &token).unwrap();
-        restart_agent(dir, env)
-    }
+            state = dir.join("state").display(),
+        ),
+    )
+    .unwrap();
 }
 
 /// Starts (again) the agent configured in `<dir>/agent.toml` by [`Coordinator::agent`].
