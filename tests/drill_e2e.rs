@@ -16,12 +16,11 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::drill::{Running, ts, write_agent_config};
+use common::drill::{Running, coordinator_cli, ts, write_agent_config};
 use common::{
     Garage, assert_same_tree, free_port, http, lifeboat, make_dataset, wait_ready, wait_until,
 };
@@ -197,22 +196,7 @@ timeout = "1m"
     }
 
     fn coordinator(&self, args: &[&str], stdin: &str) -> String {
-        let mut child = lifeboat()
-            .args(["coordinator", "--config", self.config().to_str().unwrap()])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "coordinator {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        coordinator_cli(&self.config(), args, stdin)
     }
 
     /// Writes the agent's config with a fresh enrolment token and starts it.

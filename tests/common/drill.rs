@@ -96,22 +96,7 @@ impl Coordinator {
 
     /// `lifeboat coordinator --config … ARGS` with `stdin`; its stdout, trimmed.
     pub fn admin(&self, args: &[&str], stdin: &str) -> String {
-        let mut child = lifeboat()
-            .args(["coordinator", "--config", self.config().to_str().unwrap()])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "coordinator {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        coordinator_cli(&self.config(), args, stdin)
     }
 
     /// Adds a user with `role` and `password`.
@@ -222,6 +207,27 @@ impl Coordinator {
         std::fs::write(dir.join("enrol-token.test"), &token).unwrap();
         restart_agent(dir, env)
     }
+}
+
+/// `lifeboat coordinator --config CONFIG ARGS` with `stdin`; its stdout, trimmed. Fails the
+/// test when the command fails.
+pub fn coordinator_cli(config: &Path, args: &[&str], stdin: &str) -> String {
+    let mut child = lifeboat()
+        .args(["coordinator", "--config", config.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "coordinator {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Writes `<dir>/agent.toml`: an agent of `host` at `site` reporting to the coordinator on
