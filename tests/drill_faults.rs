@@ -433,10 +433,9 @@ fn drills_report_a_killed_agent_a_corrupted_pack_a_declared_disaster_and_a_gate_
         .map(|case| c.agent(&w.standby(case), &format!("dr-{case}"), "dr", &env))
         .collect();
 
-    // Every system backed up once and copied off-site.
-    for (system, _) in SYSTEMS {
-        backup_now(&c, &operator, system);
-    }
+    // Every system backed up once and copied off-site. A system's first backup is due as soon as
+    // its agent has the assignment (agent::schedule), so no backup-now here: one queued while
+    // that first backup runs would wait for it and make a second snapshot.
     let copied_once = |system: &str, repo: &str| !copied(&c, &operator, system, repo).is_empty();
     let deadline = Instant::now() + Duration::from_secs(90);
     while !SYSTEMS.iter().all(|(s, r)| copied_once(s, r)) {
