@@ -70,16 +70,22 @@ impl CoordinatorError {
     }
 }
 
-async fn open(config: &Path) -> Result<(CoordinatorConfig, Store, Policy), CoordinatorError> {
+/// The configuration, the store, the policy and the digest of its files
+/// ([`policy::sources_digest`], taken before they were parsed).
+async fn open(
+    config: &Path,
+) -> Result<(CoordinatorConfig, Store, Policy, Option<String>), CoordinatorError> {
     let cfg = CoordinatorConfig::load(config).map_err(CoordinatorError::Config)?;
+    // Digested before loading: a file changed in between is parsed again at the first reload.
+    let sources = policy::sources_digest(&cfg.policy_dir);
     let policy = policy::load_dir(&cfg.policy_dir).map_err(CoordinatorError::Policy)?;
     let store = Store::open(&cfg.database).await?;
-    Ok((cfg, store, policy))
+    Ok((cfg, store, policy, sources))
 }
 
 /// Serves until SIGTERM or SIGINT.
 pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, CoordinatorError> {
-    let (cfg, store, policy) = open(config).await?;
+    let (cfg, store, policy, sources) = open(config).await?;
     // Which files the policy in force came from, and when (GET /api/v1/policy).
     let loads = PolicyLoads::default();
     loads.record(&cfg.policy_dir, &policy, clock.now());
@@ -92,9 +98,33 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             let mut last_error = String::new();
+            // The files as last parsed: unchanged files are not parsed again.
+            let mut last_sources = sources;
             loop {
                 tick.tick().await;
-                match policy::load_dir(&dir) {
+                // Parsing a large policy takes seconds of CPU: never on the async workers,
+                // which would hold every request scheduled behind it.
+                let (known, read) = (last_sources.clone(), dir.clone());
+                let loaded = tokio::task::spawn_blocking(move || {
+                    let sources = policy::sources_digest(&read);
+                    if sources.is_some() && sources == known {
+                        return (sources, None);
+                    }
+                    (sources, Some(policy::load_dir(&read)))
+                })
+                .await;
+                let loaded = match loaded {
+                    Ok((sources, Some(loaded))) => {
+                        last_sources = sources;
+                        loaded
+                    }
+                    Ok((_, None)) => continue,
+                    Err(e) => {
+                        tracing::error!("the policy reload task failed: {e}");
+                        continue;
+                    }
+                };
+                match loaded {
                     Ok(p) => {
                         last_error.clear();
                         let mut current = policy.write().unwrap_or_else(|e| e.into_inner());
@@ -366,7 +396,7 @@ pub async fn enrol_token(
     valid: Duration,
     clock: &dyn Clock,
 ) -> Result<String, CoordinatorError> {
-    let (_, store, policy) = open(config).await?;
+    let (_, store, policy, _) = open(config).await?;
     let issued = issue_enrolment_token(
         &store,
         &policy,

@@ -297,7 +297,11 @@ impl Sweeper {
             tracing::info!("this replica now runs the assessment sweep");
         }
         let view = Arc::new(self.sweep().await?);
-        self.tx.send_replace(Some(Arc::clone(&view)));
+        // The previous view of a large fleet is hundreds of MiB of small allocations: freed on
+        // the blocking pool, not on an async worker that requests are waiting for.
+        if let Some(previous) = self.tx.send_replace(Some(Arc::clone(&view))) {
+            tokio::task::spawn_blocking(move || drop(previous));
+        }
         Ok(Some(view))
     }
 

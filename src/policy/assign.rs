@@ -8,9 +8,9 @@
 //! names, the `id` fields the loader fills in from table keys are dropped, and the result is
 //! checked to load back to the same policy (the digests match) before it is returned.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
-use super::{Policy, PolicyReport, RepoId, SiteId, TierId};
+use super::{Policy, PolicyReport, RepoId, SiteId, SystemId, TierId};
 
 /// Why an assignment could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -30,11 +30,31 @@ impl Policy {
     /// systems of other hosts are dropped, they are not the agent's to run). `None` when no
     /// system is on that host.
     pub fn for_host(&self, host: &str) -> Option<Policy> {
-        let systems: std::collections::BTreeMap<_, _> = self
+        let ids: Vec<&SystemId> = self
             .systems
             .iter()
             .filter(|(_, s)| s.host == host)
-            .map(|(id, s)| (id.clone(), s.clone()))
+            .map(|(id, _)| id)
+            .collect();
+        self.for_systems(ids)
+    }
+
+    /// The systems of each host, for [`Policy::for_systems`]: one pass over the policy instead
+    /// of one per host (a fleet of 10,000 hosts asks for all of them).
+    pub fn systems_by_host(&self) -> HashMap<&str, Vec<&SystemId>> {
+        let mut hosts: HashMap<&str, Vec<&SystemId>> = HashMap::new();
+        for (id, s) in &self.systems {
+            hosts.entry(s.host.as_str()).or_default().push(id);
+        }
+        hosts
+    }
+
+    /// Like [`Policy::for_host`], for a host's systems already known (from
+    /// [`Policy::systems_by_host`]); ids not in the policy are ignored.
+    pub fn for_systems<'a>(&self, ids: impl IntoIterator<Item = &'a SystemId>) -> Option<Policy> {
+        let systems: std::collections::BTreeMap<_, _> = ids
+            .into_iter()
+            .filter_map(|id| self.systems.get(id).map(|s| (id.clone(), s.clone())))
             .collect();
         if systems.is_empty() {
             return None;

@@ -204,6 +204,32 @@ pub fn load_dir(dir: &Path) -> Result<Policy, PolicyReport> {
     load_files(&files)
 }
 
+/// A digest of the files [`load_dir`] would read, by path and content, without parsing them: a
+/// service re-reading its policy periodically parses it again only when this changes (parsing
+/// 50,000 systems costs seconds of CPU). `None` when the directory cannot be listed or a file
+/// cannot be read; [`load_dir`] then says why.
+pub fn sources_digest(dir: &Path) -> Option<String> {
+    let mut problems = Vec::new();
+    let files = if dir.is_file() {
+        vec![dir.to_path_buf()]
+    } else {
+        load::find_files(dir, &mut problems)
+    };
+    if !problems.is_empty() {
+        return None;
+    }
+    let mut hash = Sha256::new();
+    for file in &files {
+        let bytes = std::fs::read(file).ok()?;
+        let name = file.as_os_str().as_encoded_bytes();
+        for part in [name, bytes.as_slice()] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part);
+        }
+    }
+    Some(hex::encode(hash.finalize()))
+}
+
 /// Loads the given files as one policy. Entries may be spread over the files in any way; an id
 /// defined twice is a problem.
 pub fn load_files(files: &[PathBuf]) -> Result<Policy, PolicyReport> {

@@ -77,8 +77,18 @@ impl Store {
     }
 
     /// Takes every command waiting for `host`, oldest first: they are deleted by the statement
-    /// that reads them, so each is handed out once.
+    /// that reads them, so each is handed out once. A host with nothing waiting (nearly every
+    /// heartbeat) costs one read and no write.
     pub async fn take_commands(&self, host: &str) -> Result<Vec<PendingCommand>, StoreError> {
+        let waiting: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM pending_commands WHERE host = $1 LIMIT 1")
+                .bind(host)
+                .fetch_optional(pool)
+                .await?
+        });
+        if waiting.is_none() {
+            return Ok(Vec::new());
+        }
         let rows: Vec<CommandRow> = with_writer!(self, |pool| {
             sqlx::query_as(
                 "DELETE FROM pending_commands WHERE host = $1
