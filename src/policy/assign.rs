@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Policy, PolicyReport, RepoId, SiteId, SystemId, TierId};
+use super::{Policy, RepoId, SiteId, SystemId, TierId};
 
 /// Why an assignment could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +110,7 @@ impl Policy {
                 section("systems", &self.systems)?,
             ),
         ];
-        let back = load_texts(&files).map_err(|r| AssignError::RoundTrip(r.to_string()))?;
+        let back = super::load_texts(&files).map_err(|r| AssignError::RoundTrip(r.to_string()))?;
         if back.digest != self.digest {
             return Err(AssignError::RoundTrip(format!(
                 "digest {} instead of {}",
@@ -154,30 +154,6 @@ fn section<T: serde::Serialize>(
     toml::to_string(&root).map_err(|e| encode(e.to_string()))
 }
 
-/// Loads policy files given as texts (through a private temporary directory: the loader reads
-/// files, and its problems name them).
-fn load_texts(files: &[(String, String)]) -> Result<Policy, PolicyReport> {
-    let dir = std::env::temp_dir().join(format!("lifeboat-assign-{}", uuid::Uuid::new_v4()));
-    let result = (|| {
-        std::fs::create_dir_all(&dir).ok()?;
-        for (name, text) in files {
-            std::fs::write(dir.join(name), text).ok()?;
-        }
-        Some(super::load_dir(&dir))
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result.unwrap_or_else(|| {
-        Err(PolicyReport::new(vec![super::Problem {
-            file: dir.clone(),
-            line: 0,
-            column: 0,
-            key_path: String::new(),
-            message: "cannot write a temporary policy directory".into(),
-            hint: None,
-        }]))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,7 +173,7 @@ mod tests {
             assert!(mine.systems.values().all(|s| s.host == host));
             assert!(!mine.systems.is_empty());
             let files = mine.to_files().unwrap_or_else(|e| panic!("{host}: {e}"));
-            let back = load_texts(&files).unwrap_or_else(|r| panic!("{host}: {r}"));
+            let back = crate::policy::load_texts(&files).unwrap_or_else(|r| panic!("{host}: {r}"));
             assert_eq!(back.digest, mine.digest, "{host}");
             // Nothing of another host leaks into it.
             let text: String = files.iter().map(|(_, t)| t.as_str()).collect();

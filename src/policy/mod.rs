@@ -235,6 +235,26 @@ pub fn sources_digest(dir: &Path) -> Option<String> {
 pub fn load_files(files: &[PathBuf]) -> Result<Policy, PolicyReport> {
     let mut problems = Vec::new();
     let sources = load::read_files(files, &mut problems);
+    load_sources(sources, problems)
+}
+
+/// Loads policy texts held in memory, `(file name, TOML)`, as one policy: [`load_files`] without
+/// the file system (problems name the given file names).
+pub fn load_texts(texts: &[(String, String)]) -> Result<Policy, PolicyReport> {
+    let sources = texts
+        .iter()
+        .map(|(name, text)| problem::SourceFile {
+            path: PathBuf::from(name),
+            text: text.clone(),
+        })
+        .collect();
+    load_sources(sources, Vec::new())
+}
+
+fn load_sources(
+    sources: Vec<problem::SourceFile>,
+    mut problems: Vec<Problem>,
+) -> Result<Policy, PolicyReport> {
     let documents = load::parse_files(&sources, &mut problems);
     let entries = load::Entries::collect(&sources, &documents, &mut problems);
     let parsed = load::deserialize_all(&sources, &entries, &mut problems);

@@ -96,6 +96,57 @@ impl Latency {
     }
 }
 
+/// The requests of one [`WINDOW`] of the measured phase: where a tail comes from (the first
+/// round's alerts, a sweep, a policy reload) shows here and is averaged away in the totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct Window {
+    /// Seconds from the start of the measured phase.
+    pub from_s: u64,
+    pub heartbeat: Latency,
+    pub submit: Latency,
+    /// The share of this machine's CPU time its hypervisor gave to others (`steal` in
+    /// `/proc/stat`): on a shared VM, latency in a window with much steal measures the host.
+    pub steal_percent: Option<f64>,
+}
+
+/// The width of a [`Window`].
+pub const WINDOW: Duration = Duration::from_secs(10);
+
+/// Splits `(when, ms)` samples into windows of [`WINDOW`] from `start`.
+fn windows(
+    start: Instant,
+    heartbeats: &[(Instant, f64)],
+    submits: &[(Instant, f64)],
+    steal: &[f64],
+) -> Vec<Window> {
+    let index =
+        |at: Instant| (at.saturating_duration_since(start).as_secs() / WINDOW.as_secs()) as usize;
+    let n = heartbeats
+        .iter()
+        .chain(submits)
+        .map(|(at, _)| index(*at) + 1)
+        .max()
+        .unwrap_or(0);
+    let split = |samples: &[(Instant, f64)]| {
+        let mut by: Vec<Vec<f64>> = vec![Vec::new(); n];
+        for (at, ms) in samples {
+            by[index(*at)].push(*ms);
+        }
+        by
+    };
+    split(heartbeats)
+        .into_iter()
+        .zip(split(submits))
+        .enumerate()
+        .map(|(i, (h, s))| Window {
+            from_s: i as u64 * WINDOW.as_secs(),
+            heartbeat: Latency::of(h),
+            submit: Latency::of(s),
+            steal_percent: steal.get(i).copied(),
+        })
+        .collect()
+}
+
 /// The coordinator process over the run (from `/proc`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessFigures {
@@ -126,6 +177,8 @@ pub struct SimReport {
     pub records_per_second: f64,
     pub heartbeat: Latency,
     pub submit: Latency,
+    /// The measured phase in windows of [`WINDOW`].
+    pub windows: Vec<Window>,
     pub errors: u64,
     pub first_errors: Vec<String>,
     pub coordinator: Option<ProcessFigures>,
@@ -154,6 +207,28 @@ impl std::fmt::Display for SimReport {
                 "{name}: {} requests, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
                 l.count, l.p50_ms, l.p99_ms, l.max_ms
             )?;
+        }
+        let p99s = |l: fn(&Window) -> &Latency| {
+            self.windows
+                .iter()
+                .map(|w| format!("{:.0}", l(w).p99_ms))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        writeln!(
+            f,
+            "p99 per {} s window, ms: heartbeat {}; submit {}",
+            WINDOW.as_secs(),
+            p99s(|w| &w.heartbeat),
+            p99s(|w| &w.submit)
+        )?;
+        if self.windows.iter().any(|w| w.steal_percent.is_some()) {
+            let steal: Vec<String> = self
+                .windows
+                .iter()
+                .map(|w| w.steal_percent.map_or("-".into(), |p| format!("{p:.0}")))
+                .collect();
+            writeln!(f, "CPU steal per window, %: {}", steal.join(" "))?;
         }
         writeln!(f, "errors: {}", self.errors)?;
         for e in &self.first_errors {
@@ -188,8 +263,8 @@ struct Tally {
     rejected: AtomicU64,
     errors: AtomicU64,
     first_errors: Mutex<Vec<String>>,
-    heartbeat_ms: Mutex<Vec<f64>>,
-    submit_ms: Mutex<Vec<f64>>,
+    heartbeat_ms: Mutex<Vec<(Instant, f64)>>,
+    submit_ms: Mutex<Vec<(Instant, f64)>>,
 }
 
 impl Tally {
@@ -201,9 +276,11 @@ impl Tally {
         }
     }
 
-    fn sample(list: &Mutex<Vec<f64>>, started: Instant) {
+    fn sample(list: &Mutex<Vec<(Instant, f64)>>, started: Instant) {
         let ms = started.elapsed().as_secs_f64() * 1000.0;
-        list.lock().unwrap_or_else(|p| p.into_inner()).push(ms);
+        list.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((started, ms));
     }
 }
 
@@ -271,6 +348,7 @@ pub async fn run(config: &SimConfig) -> Result<SimReport, SimError> {
     // The measured phase.
     let cpu_before = config.coordinator_pid.and_then(cpu_ticks);
     let started = Instant::now();
+    let steal = tokio::spawn(sample_steal(config.duration));
     let deadline = tokio::time::Instant::now() + config.duration;
     let n = clients.len();
     let mut tasks = tokio::task::JoinSet::new();
@@ -305,8 +383,11 @@ pub async fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         })
     });
     let sweep = sweep_figures(&config.coordinator).await;
-    let take =
-        |m: &Mutex<Vec<f64>>| std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner()));
+    let take = |m: &Mutex<Vec<(Instant, f64)>>| {
+        std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner()))
+    };
+    let (heartbeats, submits) = (take(&tally.heartbeat_ms), take(&tally.submit_ms));
+    let ms = |samples: &[(Instant, f64)]| samples.iter().map(|(_, ms)| *ms).collect();
     let accepted = tally.accepted.load(Ordering::Relaxed);
     Ok(SimReport {
         agents: n,
@@ -317,8 +398,14 @@ pub async fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         records_accepted: accepted,
         records_rejected: tally.rejected.load(Ordering::Relaxed),
         records_per_second: accepted as f64 / run_seconds.max(0.001),
-        heartbeat: Latency::of(take(&tally.heartbeat_ms)),
-        submit: Latency::of(take(&tally.submit_ms)),
+        heartbeat: Latency::of(ms(&heartbeats)),
+        submit: Latency::of(ms(&submits)),
+        windows: windows(
+            started,
+            &heartbeats,
+            &submits,
+            &steal.await.unwrap_or_default(),
+        ),
         errors: tally.errors.load(Ordering::Relaxed),
         first_errors: take_errors(&tally),
         coordinator,
@@ -559,6 +646,44 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// The machine's CPU steal in percent of all CPU time over each [`WINDOW`] of `duration` (empty
+/// where `/proc/stat` cannot be read).
+async fn sample_steal(duration: Duration) -> Vec<f64> {
+    let mut shares = Vec::new();
+    let mut every = tokio::time::interval(WINDOW);
+    every.tick().await;
+    let Some(mut last) = machine_ticks() else {
+        return shares;
+    };
+    let windows = duration.as_secs().div_ceil(WINDOW.as_secs());
+    for _ in 0..windows {
+        every.tick().await;
+        let Some(now) = machine_ticks() else { break };
+        let (total, steal) = (now.0.saturating_sub(last.0), now.1.saturating_sub(last.1));
+        shares.push(if total == 0 {
+            0.0
+        } else {
+            100.0 * steal as f64 / total as f64
+        });
+        last = now;
+    }
+    shares
+}
+
+/// (all CPU ticks, steal ticks) of the machine, from the `cpu` line of `/proc/stat`.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is counted in user already).
+    let total = ticks.iter().take(8).sum();
+    Some((total, *ticks.get(7)?))
 }
 
 /// Reads the last sweep's figures from the coordinator's `/metrics`.

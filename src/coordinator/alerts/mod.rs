@@ -240,33 +240,40 @@ impl Evaluator {
         // Rules and plan are CPU work over the whole fleet (a second at 50,000 systems): off the
         // async threads, so that the HTTP handlers never wait for them.
         let (thresholds, repeat_every) = (self.thresholds, self.repeat_every);
-        let steps = tokio::task::spawn_blocking(move || {
+        let all = self.notifier.names();
+        let owed = self.owed.clone();
+        let (steps, mut writes, deliveries, silent) = tokio::task::spawn_blocking(move || {
             let active =
                 rules::evaluate(&Inputs::new(&view, &spools), &thresholds, view.assessed_at);
-            plan(active, stored, repeat_every, now)
+            let steps = plan(active, stored, repeat_every, now);
+            // Every state change of this evaluation is written in batches: a first evaluation
+            // of a large fleet changes thousands.
+            let writes: Vec<(AlertState, Option<AlertDetails>)> = steps
+                .iter()
+                .filter_map(|step| match step {
+                    Step::Refresh { alert, state } => {
+                        Some((state.clone(), Some(details_of(alert))))
+                    }
+                    _ => None,
+                })
+                .collect();
+            // Notifications for no channel (none configured, or none owed one) are settled as
+            // delivered without a task each.
+            let (deliveries, silent): (Vec<_>, Vec<_>) = steps
+                .iter()
+                .filter(|step| !matches!(step, Step::Refresh { .. }))
+                .map(|step| {
+                    let (notification, to) = notification(step, &owed, &all, now);
+                    (step.clone(), notification, to)
+                })
+                .partition(|(_, _, to)| !to.is_empty());
+            let silent: Vec<Step> = silent.into_iter().map(|(step, _, _)| step).collect();
+            (steps, writes, deliveries, silent)
         })
         .await
         .map_err(|e| AlertError::Task(e.to_string()))?;
-        let all = self.notifier.names();
-        // Every state change of this evaluation is written in batches: a first evaluation of a
-        // large fleet changes thousands.
-        let mut writes: Vec<(AlertState, Option<AlertDetails>)> = steps
-            .iter()
-            .filter_map(|step| match step {
-                Step::Refresh { alert, state } => Some((state.clone(), Some(details_of(alert)))),
-                _ => None,
-            })
-            .collect();
-        let deliveries: Vec<(Step, Notification, BTreeSet<String>)> = steps
-            .iter()
-            .filter(|step| !matches!(step, Step::Refresh { .. }))
-            .map(|step| {
-                let (notification, to) = self.notification(step, &all, now);
-                (step.clone(), notification, to)
-            })
-            .collect();
         let notifier = Arc::clone(&self.notifier);
-        let results: Vec<(Step, BTreeSet<String>)> = futures::stream::iter(deliveries)
+        let mut results: Vec<(Step, BTreeSet<String>)> = futures::stream::iter(deliveries)
             .map(|(step, n, to)| {
                 let notifier = Arc::clone(&notifier);
                 async move {
@@ -277,6 +284,7 @@ impl Evaluator {
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
+        results.extend(silent.into_iter().map(|step| (step, BTreeSet::new())));
         for (step, failed) in results {
             writes.extend(self.settle(&step, failed, now));
         }
@@ -292,82 +300,6 @@ impl Evaluator {
         }
         self.stored = Some((epoch, cached));
         Ok(steps)
-    }
-
-    /// The notification of `step` and the channels it goes to.
-    fn notification(
-        &self,
-        step: &Step,
-        all: &BTreeSet<String>,
-        now: Timestamp,
-    ) -> (Notification, BTreeSet<String>) {
-        let owed = |status: AlertStatus| {
-            let (rule, subject) = step.key();
-            self.owed
-                .get(&(rule.to_string(), subject.to_string()))
-                .filter(|o| o.status == status)
-                .map(|o| o.channels.clone())
-        };
-        let firing = |alert: &Alert, since: Timestamp, reminder: bool| Notification {
-            status: AlertStatus::Firing,
-            rule: alert.rule,
-            subject: alert.subject.clone(),
-            severity: alert.severity,
-            summary: alert.summary.clone(),
-            detail: alert.detail.clone(),
-            since,
-            at: now,
-            reminder,
-        };
-        match step {
-            Step::Fire(alert) | Step::Refresh { alert, .. } => {
-                (firing(alert, now, false), all.clone())
-            }
-            Step::Remind { alert, since } => (firing(alert, *since, true), all.clone()),
-            Step::RetryFiring { alert, since } => (
-                firing(alert, *since, false),
-                owed(AlertStatus::Firing).unwrap_or_else(|| all.clone()),
-            ),
-            Step::Resolve {
-                state,
-                details,
-                retry,
-            } => {
-                let to = if *retry {
-                    owed(AlertStatus::Resolved).unwrap_or_else(|| all.clone())
-                } else {
-                    // Channels that never took the firing are not told it resolved.
-                    let never_told = owed(AlertStatus::Firing).unwrap_or_default();
-                    all.difference(&never_told).cloned().collect()
-                };
-                let rule = Rule::ALL
-                    .into_iter()
-                    .find(|r| r.as_str() == state.rule)
-                    .unwrap_or(Rule::RpoBreached);
-                let severity = match details.as_ref().map(|d| d.severity.as_str()) {
-                    Some("critical") => Severity::Critical,
-                    _ => Severity::Warning,
-                };
-                let n = Notification {
-                    status: AlertStatus::Resolved,
-                    rule,
-                    subject: state.subject.clone(),
-                    severity,
-                    summary: details.as_ref().map_or_else(
-                        || format!("{} {}", state.rule, state.subject),
-                        |d| d.summary.clone(),
-                    ),
-                    detail: format!(
-                        "no longer the case as of {}",
-                        if *retry { state.since } else { now }
-                    ),
-                    since: if *retry { state.since } else { now },
-                    at: now,
-                    reminder: false,
-                };
-                (n, to)
-            }
-        }
     }
 
     /// The state to write after `step`'s delivery, `failed` naming the channels it missed
@@ -432,6 +364,80 @@ fn details_of(alert: &Alert) -> AlertDetails {
     AlertDetails {
         severity: alert.severity.as_str().into(),
         summary: alert.summary.clone(),
+    }
+}
+
+/// The notification of `step` and the channels it goes to.
+fn notification(
+    step: &Step,
+    owed_channels: &HashMap<(String, String), Owed>,
+    all: &BTreeSet<String>,
+    now: Timestamp,
+) -> (Notification, BTreeSet<String>) {
+    let owed = |status: AlertStatus| {
+        let (rule, subject) = step.key();
+        owed_channels
+            .get(&(rule.to_string(), subject.to_string()))
+            .filter(|o| o.status == status)
+            .map(|o| o.channels.clone())
+    };
+    let firing = |alert: &Alert, since: Timestamp, reminder: bool| Notification {
+        status: AlertStatus::Firing,
+        rule: alert.rule,
+        subject: alert.subject.clone(),
+        severity: alert.severity,
+        summary: alert.summary.clone(),
+        detail: alert.detail.clone(),
+        since,
+        at: now,
+        reminder,
+    };
+    match step {
+        Step::Fire(alert) | Step::Refresh { alert, .. } => (firing(alert, now, false), all.clone()),
+        Step::Remind { alert, since } => (firing(alert, *since, true), all.clone()),
+        Step::RetryFiring { alert, since } => (
+            firing(alert, *since, false),
+            owed(AlertStatus::Firing).unwrap_or_else(|| all.clone()),
+        ),
+        Step::Resolve {
+            state,
+            details,
+            retry,
+        } => {
+            let to = if *retry {
+                owed(AlertStatus::Resolved).unwrap_or_else(|| all.clone())
+            } else {
+                // Channels that never took the firing are not told it resolved.
+                let never_told = owed(AlertStatus::Firing).unwrap_or_default();
+                all.difference(&never_told).cloned().collect()
+            };
+            let rule = Rule::ALL
+                .into_iter()
+                .find(|r| r.as_str() == state.rule)
+                .unwrap_or(Rule::RpoBreached);
+            let severity = match details.as_ref().map(|d| d.severity.as_str()) {
+                Some("critical") => Severity::Critical,
+                _ => Severity::Warning,
+            };
+            let n = Notification {
+                status: AlertStatus::Resolved,
+                rule,
+                subject: state.subject.clone(),
+                severity,
+                summary: details.as_ref().map_or_else(
+                    || format!("{} {}", state.rule, state.subject),
+                    |d| d.summary.clone(),
+                ),
+                detail: format!(
+                    "no longer the case as of {}",
+                    if *retry { state.since } else { now }
+                ),
+                since: if *retry { state.since } else { now },
+                at: now,
+                reminder: false,
+            };
+            (n, to)
+        }
     }
 }
 
