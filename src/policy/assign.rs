@@ -187,4 +187,44 @@ mod tests {
         }
         assert!(policy.for_host("no-such-host").is_none());
     }
+
+    #[test]
+    fn the_host_index_gives_each_host_the_policy_a_scan_gives() {
+        let policy = example();
+        let index = policy.systems_by_host();
+        assert_eq!(
+            index.values().map(Vec::len).sum::<usize>(),
+            policy.systems.len()
+        );
+        for (host, ids) in &index {
+            let indexed = policy.for_systems(ids.iter().copied()).unwrap();
+            assert_eq!(
+                indexed.digest,
+                policy.for_host(host).unwrap().digest,
+                "{host}"
+            );
+        }
+        assert!(policy.for_systems([]).is_none());
+    }
+
+    #[test]
+    fn the_sources_digest_follows_the_files_not_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        for entry in std::fs::read_dir(&source).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let first = crate::policy::sources_digest(dir.path()).unwrap();
+        assert_eq!(crate::policy::sources_digest(dir.path()).unwrap(), first);
+        let tiers = dir.path().join("tiers.toml");
+        let text = std::fs::read_to_string(&tiers).unwrap();
+        std::fs::write(&tiers, format!("{text}\n# reviewed\n")).unwrap();
+        assert_ne!(crate::policy::sources_digest(dir.path()).unwrap(), first);
+        std::fs::write(&tiers, text).unwrap();
+        assert_eq!(crate::policy::sources_digest(dir.path()).unwrap(), first);
+        assert!(crate::policy::sources_digest(&dir.path().join("missing")).is_none());
+    }
 }
