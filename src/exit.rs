@@ -27,7 +27,7 @@ pub enum Exit {
     Partial = 8,
     /// A hook failed (the backup was not made, or a post hook failed).
     Hook = 9,
-    /// A restore target is not empty, or a source path is missing.
+    /// A restore target is not empty or lacks the space, or a source path is missing.
     Refused = 10,
 }
 
@@ -52,7 +52,7 @@ impl Exit {
             E::Unreachable { .. } | E::Storage { .. } | E::Aborted { .. } => Exit::Unreachable,
             E::Integrity { .. } | E::VerifyFailed { .. } => Exit::Integrity,
             E::Hook { .. } => Exit::Hook,
-            E::SourceMissing { .. } | E::TargetNotEmpty { .. } => Exit::Refused,
+            E::SourceMissing { .. } | E::TargetNotEmpty { .. } | E::NoSpace { .. } => Exit::Refused,
             E::Rustic { .. } | E::Io { .. } | E::Internal(_) => Exit::Failure,
         }
     }
@@ -82,7 +82,7 @@ impl Exit {
             }
             "integrity" | "verify-failed" => Exit::Integrity,
             "hook-failed" => Exit::Hook,
-            "source-missing" | "target-not-empty" => Exit::Refused,
+            "source-missing" | "target-not-empty" | "no-space" => Exit::Refused,
             _ => Exit::Failure,
         }
     }

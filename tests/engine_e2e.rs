@@ -469,6 +469,108 @@ fn backup_restore_incremental_retention_and_restic_interop_on_a_local_repository
     env.assert_state_has_no_secrets();
 }
 
+/// Runs `lifeboat ARGS` (with `env`'s environment) in a private mount namespace where a tmpfs
+/// of `size` is mounted at `mnt`, after the shell commands `prepare`; util-linux's `unshare`
+/// maps the caller to root inside, so no privileges are needed where user namespaces are
+/// enabled. Afterwards the number of files left on the tmpfs is appended to stdout as
+/// `files-left: N`.
+fn run_on_small_fs(env: &Env, mnt: &Path, size: &str, prepare: &str, args: &[&str]) -> Output {
+    std::fs::create_dir_all(mnt).unwrap();
+    let base = env.cmd(args);
+    let script = format!(
+        r#"mount -t tmpfs -o size={size} lifeboat-test "$0" || exit 97
+{prepare}
+"$@"; rc=$?
+echo "files-left: $(find "$0" -type f | wc -l)"
+exit $rc"#
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .arg(mnt)
+        .arg(base.get_program())
+        .args(base.get_args());
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run util-linux `unshare` ({e}): install util-linux"));
+    assert_ne!(
+        out.status.code(),
+        Some(97),
+        "cannot mount a tmpfs in a user namespace (enable them: sysctl kernel.unprivileged_userns_clone=1, or run as root): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.assert_no_secrets(&out, args);
+    out
+}
+
+#[test]
+fn a_restore_to_a_full_file_system_fails_with_no_space_promptly_and_says_what_to_do() {
+    let env = Env::new(None);
+    env.ok(&["init", "--system", "branch-finance"]);
+    env.ok(&["backup", "--system", "branch-finance"]);
+    let mnt = env.root().join("small");
+    let target = mnt.join("restore");
+    let restore = [
+        "restore",
+        "--system",
+        "branch-finance",
+        "--target",
+        target.to_str().unwrap(),
+    ];
+
+    // Too little space from the start: refused before anything is written.
+    let out = run_on_small_fs(&env, &mnt, "2m", "", &restore);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(10), "{stderr}");
+    assert!(stderr.contains("the file system is full"), "{stderr}");
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert!(stderr.contains("choose another target"), "{stderr}");
+    assert!(stdout.contains("files-left: 0"), "{stdout}");
+
+    // With --overwrite the space is not checked first (existing files may be replaced): the
+    // file system fills during the restore, which stops at once with the same clear cause.
+    let mut overwrite = restore.to_vec();
+    overwrite.push("--overwrite");
+    let started = Instant::now();
+    let out = run_on_small_fs(
+        &env,
+        &mnt,
+        "2m",
+        &format!("mkdir -p {0} && echo old > {0}/old.txt", target.display()),
+        &overwrite,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{stderr}");
+    assert!(stderr.contains("the file system is full"), "{stderr}");
+    assert!(stderr.contains("stopped part way"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "a full disk must not panic the restore: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the failed restore took {:?}",
+        started.elapsed()
+    );
+    // Both failures are in the run journal with their kind.
+    let restores: Vec<Value> = walk(&env.root().join("state/runs"))
+        .iter()
+        .map(|p| serde_json::from_slice::<Value>(&std::fs::read(p).unwrap()).unwrap())
+        .filter(|r| r["kind"] == "restore")
+        .collect();
+    assert_eq!(restores.len(), 2, "{restores:?}");
+    for r in &restores {
+        assert_eq!(r["outcome"], "failed", "{r}");
+        assert_eq!(r["error"]["kind"], "no-space", "{r}");
+    }
+}
+
 #[test]
 fn check_finds_a_corrupted_pack() {
     let env = Env::new(None);
@@ -543,6 +645,22 @@ fn check_finds_a_corrupted_pack() {
     );
     // A structure-only check does not read data and so cannot see it: it passes.
     env.ok(&["check", "--repo", "branch-local"]);
+    // A restore meets the damage: an integrity failure (exit 6) naming the cause, no panic.
+    let target = env.root().join("restore-damaged");
+    let out = env.run(&[
+        "restore",
+        "--system",
+        "branch-finance",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(
+        stderr.contains("does not decrypt or match its hash"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

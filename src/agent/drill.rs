@@ -198,10 +198,13 @@ impl Executor {
         }
         let root = PathBuf::from(restore_root);
         let free = if root.is_absolute() {
-            tokio::task::spawn_blocking(move || free_bytes(&root))
-                .await
-                .map_err(|e| format!("free space: {e}"))
-                .and_then(|r| r)
+            tokio::task::spawn_blocking(move || {
+                crate::engine::free_bytes(&root)
+                    .map_err(|e| format!("cannot read the free space of {}: {e}", root.display()))
+            })
+            .await
+            .map_err(|e| format!("free space: {e}"))
+            .and_then(|r| r)
         } else {
             Err(format!(
                 "the restore root {restore_root:?} is not an absolute path"
@@ -467,18 +470,6 @@ fn target_dir(path: &str) -> Result<PathBuf, TaskFailure> {
         ));
     }
     Ok(p)
-}
-
-/// Free bytes (for unprivileged users) of the file system holding `path`, or its nearest
-/// existing ancestor when it does not exist yet.
-fn free_bytes(path: &Path) -> Result<u64, String> {
-    let existing = path
-        .ancestors()
-        .find(|p| p.exists())
-        .unwrap_or(Path::new("/"));
-    let st = rustix::fs::statvfs(existing)
-        .map_err(|e| format!("cannot read the free space of {}: {e}", existing.display()))?;
-    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// sha256 over the regular files under `dir` (symlinks are not followed), sorted by their

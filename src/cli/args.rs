@@ -7,9 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXIT_CODES: &str = "\
 Exit codes:
   0 success              5 storage unreachable       9 hook failed
-  1 unexpected failure   6 integrity problem        10 refused (target not empty,
-  2 usage error          7 not found                   source path missing)
-  3 invalid policy       8 partial (e.g. copy failed)
+  1 unexpected failure   6 integrity problem        10 refused (target not empty
+  2 usage error          7 not found                   or out of space, source
+  3 invalid policy       8 partial (e.g. copy failed)  path missing)
   4 credentials (password or storage key missing/wrong)";
 
 #[derive(Debug, Parser)]

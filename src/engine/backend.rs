@@ -126,7 +126,7 @@ pub struct ReadBudget {
 }
 
 /// Makes jemalloc give freed pages back at once instead of after its default 10 s decay, in
-/// every arena. For restores: a repository open frees ~128 MiB of scrypt memory and a restore's
+/// every arena. For restores: a repository open frees 64–128 MiB of scrypt memory and a restore's
 /// decompressed blobs come and go in sizes jemalloc does not reuse, so with the default decay
 /// peak memory counted all of them (307 MiB → 140 MiB on the benchmark). Not for backups and
 /// checks, which churn pack-sized buffers and pay for decay 0 in page faults.

@@ -105,6 +105,19 @@ pub enum EngineError {
     #[error("restore target {} is not empty; choose an empty directory or pass --overwrite", path.display())]
     TargetNotEmpty { path: PathBuf },
 
+    #[error(
+        "restore target {}: the file system is full ({} needed, {} free{}); free space there or choose another target",
+        path.display(), bytesize::ByteSize::b(*needed), bytesize::ByteSize::b(*free),
+        if *during { "; the restore stopped part way, remove what it wrote" } else { "; nothing was written" }
+    )]
+    NoSpace {
+        path: PathBuf,
+        needed: u64,
+        free: u64,
+        /// Whether the file system filled up during the restore (rather than before it).
+        during: bool,
+    },
+
     #[error("repository {repository}: {message}")]
     Rustic { repository: String, message: String },
 
@@ -219,6 +232,7 @@ impl EngineError {
             EngineError::Integrity { .. } => "integrity",
             EngineError::VerifyFailed { .. } => "verify-failed",
             EngineError::TargetNotEmpty { .. } => "target-not-empty",
+            EngineError::NoSpace { .. } => "no-space",
             EngineError::Rustic { .. } => "repository-error",
             EngineError::Io { .. } => "io",
             EngineError::Internal(_) => "internal",

@@ -32,7 +32,7 @@ pub use maintain::{
     CheckFinding, CheckReport, CheckRequest, ForgetDecision, ForgetReport, ForgetRequest,
     InitOutcome,
 };
-pub use restore::{Abort, RestoreReport, RestoreRequest, VerifyReport, VerifyRequest};
+pub use restore::{Abort, RestoreReport, RestoreRequest, VerifyReport, VerifyRequest, free_bytes};
 pub use throttle::{LinkGate, LinkStats};
 
 use crate::clock::Clock;

@@ -206,13 +206,28 @@ impl Engine {
             if req.dry_run {
                 return Ok((info, stats, None));
             }
+            let needed = plan.restore_size;
+            if !req.overwrite {
+                let free = free_bytes(&req.target).map_err(|source| EngineError::Io {
+                    context: format!("cannot read the free space of {}", req.target.display()),
+                    source,
+                })?;
+                if free < needed {
+                    return Err(EngineError::NoSpace {
+                        path: req.target.clone(),
+                        needed,
+                        free,
+                        during: false,
+                    });
+                }
+            }
             let entries = repo.ls(&node, &ls).map_err(|e| access.rustic(e))?;
-            // rustic_core panics on a pack it cannot read or decrypt; see the module header.
+            // A bug in rustic_core may still panic; see the module header.
             catch_unwind(AssertUnwindSafe(|| {
                 repo.restore(plan, &opts, entries, &dest)
             }))
             .map_err(|panic| restore_panicked(access.id(), panic.as_ref(), &abort))?
-            .map_err(|e| access.rustic(e))?;
+            .map_err(|e| restore_failed(&access, e, &req.target, needed))?;
             let verified = if req.verify {
                 let check = compare(&repo, &node, &dest).map_err(|e| access.rustic(e))?;
                 Some(check.ok()?.0)
@@ -461,6 +476,54 @@ fn compare<S: rustic_core::IndexedFull>(
 
 /// The error for a panic in rustic_core's restore: an abort that was asked for, damaged data
 /// (a blob that does not decrypt, or whose hash does not match), or an internal failure.
+/// Free bytes (for unprivileged users) of the file system holding `path`, or of its nearest
+/// existing ancestor when it does not exist yet.
+pub fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
+    let existing = path
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("/"));
+    let st = rustix::fs::statvfs(existing)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// The error of a restore that rustic_core ended with an error (see the vendored patch
+/// "restore errors"): a full file system and damaged data get their own kinds.
+fn restore_failed(
+    access: &super::repo::RepoAccess,
+    err: Box<rustic_core::RusticError>,
+    target: &std::path::Path,
+    needed: u64,
+) -> EngineError {
+    if err.is_code(rustic_core::RESTORE_NO_SPACE_CODE) {
+        return EngineError::NoSpace {
+            path: target.to_path_buf(),
+            needed,
+            free: free_bytes(target).unwrap_or(0),
+            during: true,
+        };
+    }
+    if err.is_code(rustic_core::RESTORE_DAMAGED_CODE) {
+        let log = err.display_log();
+        return EngineError::Integrity {
+            repository: access.id().to_string(),
+            errors: 1,
+            summary: format!(
+                "data read while restoring does not decrypt or match its hash ({})",
+                log.strip_prefix("Error: ")
+                    .unwrap_or(&log)
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            ),
+        };
+    }
+    access.rustic(err)
+}
+
 fn restore_panicked(repository: &str, panic: &(dyn Any + Send), abort: &Abort) -> EngineError {
     if abort.is_requested() {
         return EngineError::Aborted {

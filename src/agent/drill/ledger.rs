@@ -7,6 +7,11 @@
 //! A `started` entry found when the agent starts means the agent died during that task.
 //! Delivered entries are kept for a while ([`Ledger::prune`]) to recognise a task offered again.
 //!
+//! A running task also holds a reserve file (`<id>.reserve`, [`RESERVE`] bytes) made before
+//! it starts: a restore that fills the disk must not leave the agent unable to write the
+//! report it produced. Finishing writes the report, freeing the reserve first when the disk
+//! refuses the write, and removes the reserve.
+//!
 //! This module does file I/O only: no clock (times are passed in), no network, no task running.
 
 use std::io::Write;
@@ -17,6 +22,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::api::{DrillReport, DrillTask};
+
+/// Bytes set aside per running task for its finished entry: a report's largest part is a
+/// command's output tail ([`crate::agent::drill::OUTPUT_TAIL`]), which JSON escaping can grow
+/// up to six times.
+pub(crate) const RESERVE: usize = 128 * 1024;
 
 /// One task as remembered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,14 +90,46 @@ impl Ledger {
         Ok(self.dir.join(format!("{task_id}.json")))
     }
 
+    fn reserve_path(&self, task_id: &str) -> Result<PathBuf, LedgerError> {
+        Ok(self.path(task_id)?.with_extension("reserve"))
+    }
+
+    /// Writes `task_id`'s reserve: [`RESERVE`] bytes really allocated (written, not sparse)
+    /// and synced. A reserve that cannot be made is removed again.
+    fn make_reserve(&self, task_id: &str) -> Result<(), LedgerError> {
+        let path = self.reserve_path(task_id)?;
+        let made = std::fs::File::create(&path).and_then(|mut f| {
+            f.write_all(&[0u8; RESERVE])?;
+            f.sync_all()
+        });
+        made.map_err(|source| {
+            let _ = std::fs::remove_file(&path);
+            LedgerError::Io {
+                context: format!(
+                    "cannot set aside {} KiB for the task's report in {}",
+                    RESERVE / 1024,
+                    self.dir.display()
+                ),
+                source,
+            }
+        })
+    }
+
+    /// Frees `task_id`'s reserve; true when there was one.
+    fn free_reserve(&self, task_id: &str) -> bool {
+        self.reserve_path(task_id)
+            .is_ok_and(|p| std::fs::remove_file(p).is_ok())
+    }
+
     /// The entry of `task_id`, if the agent has seen that task before.
     pub(crate) fn get(&self, task_id: &str) -> Result<Option<Entry>, LedgerError> {
         let path = self.path(task_id)?;
         read(&path)
     }
 
-    /// Records that `task` starts now; durable when this returns.
+    /// Records that `task` starts now, with its reserve; durable when this returns.
     pub(crate) fn start(&self, task: &DrillTask, now: Timestamp) -> Result<Entry, LedgerError> {
+        self.make_reserve(&task.task_id)?;
         let entry = Entry {
             task_id: task.task_id.clone(),
             drill_id: task.drill_id,
@@ -96,11 +138,16 @@ impl Ledger {
             report: None,
             delivered_at: None,
         };
-        self.write(&entry)?;
+        if let Err(e) = self.write(&entry) {
+            self.free_reserve(&task.task_id);
+            return Err(e);
+        }
         Ok(entry)
     }
 
-    /// Records the task's report (keeping its start time).
+    /// Records the task's report (keeping its start time) and frees its reserve. When the write
+    /// fails and the task still holds its reserve (the disk is full), the reserve is freed and
+    /// the write tried once more.
     pub(crate) fn finish(&self, report: &DrillReport) -> Result<(), LedgerError> {
         let mut entry = self.get(&report.task_id)?.unwrap_or_else(|| Entry {
             task_id: report.task_id.clone(),
@@ -112,15 +159,41 @@ impl Ledger {
         });
         entry.report = Some(report.clone());
         entry.delivered_at = None;
-        self.write(&entry)
+        match self.write(&entry) {
+            Ok(()) => {
+                self.free_reserve(&report.task_id);
+                Ok(())
+            }
+            Err(first) => {
+                if !self.free_reserve(&report.task_id) {
+                    return Err(first);
+                }
+                tracing::warn!(
+                    task = %report.task_id,
+                    "drill task ledger: {first}; the task's reserve was freed to write its report"
+                );
+                self.write(&entry)
+            }
+        }
     }
 
-    /// Records that the coordinator accepted the report of `task_id`.
-    pub(crate) fn delivered(&self, task_id: &str, now: Timestamp) -> Result<(), LedgerError> {
-        let Some(mut entry) = self.get(task_id)? else {
+    /// Records that the coordinator accepted `report`. An entry still `started` (its finish
+    /// could not be written) takes the report now, so that a restart does not call the task
+    /// interrupted after the coordinator has its real report.
+    pub(crate) fn delivered(
+        &self,
+        report: &DrillReport,
+        now: Timestamp,
+    ) -> Result<(), LedgerError> {
+        let Some(mut entry) = self.get(&report.task_id)? else {
             return Ok(());
         };
-        if entry.report.is_some() && entry.delivered_at.is_none() {
+        if entry.report.is_none() {
+            entry.report = Some(report.clone());
+            entry.delivered_at = Some(now);
+            self.write(&entry)?;
+            self.free_reserve(&report.task_id);
+        } else if entry.delivered_at.is_none() {
             entry.delivered_at = Some(now);
             self.write(&entry)?;
         }
@@ -171,6 +244,7 @@ impl Ledger {
                 Err(e) => errors.push(e),
             }
         }
+        self.sweep_reserves();
         (reports, errors)
     }
 
@@ -182,6 +256,24 @@ impl Ledger {
             .filter(|e| e.delivered_at.is_none())
             .filter_map(|e| e.report)
             .collect()
+    }
+
+    /// Removes reserves whose task is not running: finished entries' and those whose entry
+    /// was never written (the agent died between the two). Call only when no task runs.
+    fn sweep_reserves(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for path in dir.filter_map(|e| e.ok().map(|e| e.path())) {
+            if path.extension().is_none_or(|x| x != "reserve") {
+                continue;
+            }
+            let running =
+                matches!(read(&path.with_extension("json")), Ok(Some(e)) if e.report.is_none());
+            if !running {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     /// Removes entries delivered before `cutoff`; returns how many.
@@ -206,13 +298,18 @@ impl Ledger {
             context: format!("cannot encode {}", path.display()),
             source: std::io::Error::other(e),
         })?;
-        {
-            let mut f = std::fs::File::create(&tmp)
-                .map_err(io(format!("cannot write {}", tmp.display())))?;
-            f.write_all(&body)
-                .map_err(io(format!("cannot write {}", tmp.display())))?;
+        #[cfg(test)]
+        if let Some(e) = tests::injected_failure(&self.dir) {
+            return Err(io(format!("cannot write {}", tmp.display()))(e));
+        }
+        let written = std::fs::File::create(&tmp).and_then(|mut f| {
+            f.write_all(&body)?;
             f.sync_all()
-                .map_err(io(format!("cannot write {}", tmp.display())))?;
+        });
+        if let Err(e) = written {
+            // A half-written temporary file would only hold space a retry needs.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(format!("cannot write {}", tmp.display()))(e));
         }
         std::fs::rename(&tmp, &path).map_err(io(format!("cannot write {}", path.display())))?;
         std::fs::File::open(&self.dir)
@@ -246,6 +343,107 @@ mod tests {
     use super::*;
     use crate::api::TaskAction;
     use crate::run::Outcome;
+
+    /// Ledger directories that act as a full disk: writing an entry fails with "no space"
+    /// while any task's reserve is still there (freeing one frees the space).
+    static FULL: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+    pub(super) fn injected_failure(dir: &Path) -> Option<std::io::Error> {
+        let full = FULL.lock().unwrap().iter().any(|d| d == dir);
+        let reserved = std::fs::read_dir(dir).unwrap().any(|e| {
+            e.unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "reserve")
+        });
+        (full && reserved).then(|| std::io::Error::from(std::io::ErrorKind::StorageFull))
+    }
+
+    fn reserves(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".reserve"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_full_disk_still_takes_the_report_into_the_reserve_of_its_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let t0 = ts("2026-03-01T00:00:00Z");
+        ledger.start(&task("d.1.sys"), t0).unwrap();
+        assert_eq!(reserves(dir.path()), ["d.1.sys.reserve"]);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("d.1.sys.reserve"))
+                .unwrap()
+                .len(),
+            RESERVE as u64
+        );
+        FULL.lock().unwrap().push(dir.path().to_path_buf());
+        // The restore filled the disk: the first write fails, the reserve makes room.
+        ledger.finish(&report("d.1.sys", t0)).unwrap();
+        FULL.lock().unwrap().retain(|d| d != dir.path());
+        let entry = ledger.get("d.1.sys").unwrap().unwrap();
+        assert_eq!(entry.report, Some(report("d.1.sys", t0)));
+        assert!(reserves(dir.path()).is_empty());
+        assert!(!dir.path().join("d.1.sys.json.tmp").exists());
+    }
+
+    #[test]
+    fn without_a_reserve_a_full_disk_fails_the_write_and_keeps_the_started_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let t0 = ts("2026-03-01T00:00:00Z");
+        ledger.start(&task("a"), t0).unwrap();
+        ledger.start(&task("b"), t0).unwrap();
+        ledger.finish(&report("b", t0)).unwrap();
+        // Another task's reserve is not this task's to free.
+        std::fs::remove_file(dir.path().join("a.reserve")).unwrap();
+        std::fs::write(dir.path().join("c.reserve"), b"").unwrap();
+        FULL.lock().unwrap().push(dir.path().to_path_buf());
+        let err = ledger.finish(&report("a", t0)).unwrap_err();
+        FULL.lock().unwrap().retain(|d| d != dir.path());
+        assert!(err.to_string().contains("a.json.tmp"), "{err}");
+        assert!(ledger.get("a").unwrap().unwrap().report.is_none());
+        assert!(dir.path().join("c.reserve").exists());
+    }
+
+    #[test]
+    fn a_delivered_report_whose_finish_was_never_written_is_written_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let t0 = ts("2026-03-01T00:00:00Z");
+        let t1 = ts("2026-03-01T00:10:00Z");
+        ledger.start(&task("a"), t0).unwrap();
+        // finish failed (the report went out from memory); the coordinator accepted it.
+        ledger.delivered(&report("a", t0), t1).unwrap();
+        let entry = ledger.get("a").unwrap().unwrap();
+        assert_eq!(entry.report, Some(report("a", t0)));
+        assert_eq!(entry.delivered_at, Some(t1));
+        assert!(reserves(dir.path()).is_empty());
+        // A restart finds nothing interrupted.
+        let (again, _) = ledger.recover(|_| unreachable!("nothing left to recover"));
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn recovery_removes_reserves_of_tasks_no_longer_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        let t0 = ts("2026-03-01T00:00:00Z");
+        ledger.start(&task("a"), t0).unwrap();
+        // The agent died after making a reserve and before writing the entry.
+        std::fs::write(dir.path().join("orphan.reserve"), [0u8; 16]).unwrap();
+        let (reports, errors) = ledger.recover(|e| {
+            crate::agent::drill::interrupted(&e.task_id, e.drill_id, "h", e.started_at, t0)
+        });
+        assert!(errors.is_empty());
+        assert_eq!(reports.len(), 1);
+        assert!(reserves(dir.path()).is_empty());
+    }
 
     fn task(id: &str) -> DrillTask {
         DrillTask {
@@ -289,7 +487,7 @@ mod tests {
         ledger.finish(&report("d.1.sys", t0)).unwrap();
         assert_eq!(ledger.undelivered().len(), 1);
         let t1 = ts("2026-03-01T00:10:00Z");
-        ledger.delivered("d.1.sys", t1).unwrap();
+        ledger.delivered(&report("d.1.sys", t0), t1).unwrap();
         assert!(ledger.undelivered().is_empty());
         assert_eq!(
             ledger.get("d.1.sys").unwrap().unwrap().delivered_at,

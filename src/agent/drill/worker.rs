@@ -243,22 +243,32 @@ async fn deliver_loop(
             wake.notified().await;
             continue;
         }
-        let sent: BTreeSet<String> = batch.iter().map(|r| r.task_id.clone()).collect();
-        let problem = match client
-            .drill_reports(&DrillReportBatch { reports: batch })
-            .await
-        {
+        let request = DrillReportBatch { reports: batch };
+        let problem = match client.drill_reports(&request).await {
             Ok(answer) => {
                 let now = clock.now();
                 let mut settled = 0;
-                for id in answer.accepted.iter().filter(|id| sent.contains(*id)) {
-                    lock(&outbox).remove(id);
+                let sent: BTreeMap<&str, &DrillReport> = request
+                    .reports
+                    .iter()
+                    .map(|r| (r.task_id.as_str(), r))
+                    .collect();
+                for report in answer
+                    .accepted
+                    .iter()
+                    .filter_map(|id| sent.get(id.as_str()))
+                {
+                    lock(&outbox).remove(&report.task_id);
                     settled += 1;
-                    if let Err(e) = ledger.delivered(id, now) {
+                    if let Err(e) = ledger.delivered(report, now) {
                         tracing::error!("drill task ledger: {e}");
                     }
                 }
-                for r in answer.rejected.iter().filter(|r| sent.contains(&r.key)) {
+                for (r, report) in answer
+                    .rejected
+                    .iter()
+                    .filter_map(|r| sent.get(r.key.as_str()).map(|report| (r, report)))
+                {
                     if r.code.is_permanent() {
                         // Sending it again cannot help; the entry stays as evidence.
                         tracing::error!(
@@ -269,7 +279,7 @@ async fn deliver_loop(
                         );
                         lock(&outbox).remove(&r.key);
                         settled += 1;
-                        if let Err(e) = ledger.delivered(&r.key, now) {
+                        if let Err(e) = ledger.delivered(report, now) {
                             tracing::error!("drill task ledger: {e}");
                         }
                     }

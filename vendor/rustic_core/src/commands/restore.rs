@@ -6,7 +6,15 @@ use log::{debug, error, info, trace, warn};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use std::{cmp::Ordering, collections::BTreeMap, path::PathBuf, sync::Mutex};
+use std::{
+    cmp::Ordering,
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering as AtomicOrdering},
+    },
+};
 
 use itertools::Itertools;
 use rayon::ThreadPoolBuilder;
@@ -16,7 +24,7 @@ use crate::{
     backend::{
         FileType, ReadBackend,
         decrypt::DecryptReadBackend,
-        local_destination::LocalDestination,
+        local_destination::{LocalDestination, LocalDestinationErrorKind},
         node::{Node, NodeType},
     },
     blob::{BlobLocation, BlobLocations},
@@ -596,6 +604,20 @@ fn restore_contents<S: Open>(
             .attach_context("num_threads", threads.to_string())
         })?;
 
+    // lifeboat patch: restore errors. Upstream unwraps every read, decryption and write in the
+    // pool below, so a full disk, an unreadable pack or a cancelled read panicked every
+    // remaining job (each still reading its pack first). The first error is kept and returned;
+    // once one is kept, jobs not yet started do nothing.
+    let failed = &AtomicBool::new(false);
+    let first_error: &Mutex<Option<Box<RusticError>>> = &Mutex::new(None);
+    let fail = &|err: Box<RusticError>| {
+        failed.store(true, AtomicOrdering::Relaxed);
+        let mut slot = first_error.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none() {
+            *slot = Some(err);
+        }
+    };
+
     pool.in_place_scope(|s| {
         for PackInfo {
             pack_id,
@@ -611,23 +633,32 @@ fn restore_contents<S: Open>(
             let p = &p;
 
             if !blobs.is_empty() {
-                // TODO: error handling!
                 s.spawn(move |s1| {
+                    if failed.load(AtomicOrdering::Relaxed) {
+                        return;
+                    }
                     let read_data = match &from_file {
                         Some((file_idx, offset_file, length_file)) => {
                             // read from existing file
-                            dest.read_at(&filenames[*file_idx], *offset_file, (*length_file).into())
-                                .unwrap()
+                            let path = &filenames[*file_idx];
+                            dest.read_at(path, *offset_file, (*length_file).into())
+                                .map_err(|err| destination_error("read", path, err))
                         }
                         None => {
                             // read needed part of the pack
                             be.read_partial(FileType::Pack, &pack_id, false, offset, length)
-                                .unwrap()
                         }
+                    };
+                    let read_data = match read_data {
+                        Ok(data) => data,
+                        Err(err) => return fail(err),
                     };
 
                     // save into needed files in parallel
                     for (bl, name_dests) in blobs {
+                        if failed.load(AtomicOrdering::Relaxed) {
+                            return;
+                        }
                         let size = bl.data_length().into();
                         let data = if from_file.is_some() {
                             read_data.clone()
@@ -636,11 +667,18 @@ fn restore_contents<S: Open>(
                                 .expect("convert from u32 to usize should not fail!");
                             let end = usize::try_from(bl.offset + bl.length - offset)
                                 .expect("convert from u32 to usize should not fail!");
-                            be.read_encrypted_from_partial(
+                            match be.read_encrypted_from_partial(
                                 &read_data[start..end],
                                 bl.uncompressed_length,
-                            )
-                            .unwrap()
+                            ) {
+                                Ok(data) => data,
+                                Err(err) => {
+                                    return fail(
+                                        err.attach_error_code(RESTORE_DAMAGED_CODE)
+                                            .attach_context("pack", pack_id.to_string()),
+                                    );
+                                }
+                            }
                         };
                         let is_sparse = match sparse {
                             SparseRestore::ByContent => data.iter().all(|&b| b == 0),
@@ -650,17 +688,26 @@ fn restore_contents<S: Open>(
                         for (file_idx, start) in name_dests {
                             let data = data.clone();
                             s1.spawn(move |_| {
+                                if failed.load(AtomicOrdering::Relaxed) {
+                                    return;
+                                }
                                 let path = &filenames[file_idx];
                                 // Allocate file if it is not yet allocated
-                                let mut sizes_guard = sizes.lock().unwrap();
+                                let mut sizes_guard =
+                                    sizes.lock().unwrap_or_else(PoisonError::into_inner);
                                 let filesize = sizes_guard[file_idx];
                                 if filesize > 0 {
-                                    dest.set_length(path, filesize).unwrap();
+                                    if let Err(err) = dest.set_length(path, filesize) {
+                                        drop(sizes_guard);
+                                        return fail(destination_error("allocate", path, err));
+                                    }
                                     sizes_guard[file_idx] = 0;
                                 }
                                 drop(sizes_guard);
                                 if !is_sparse {
-                                    dest.write_at(path, start, &data).unwrap();
+                                    if let Err(err) = dest.write_at(path, start, &data) {
+                                        return fail(destination_error("write", path, err));
+                                    }
                                 }
                                 p.inc(size);
                             });
@@ -671,9 +718,54 @@ fn restore_contents<S: Open>(
         }
     });
 
+    if let Some(err) = first_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+    {
+        return Err(err);
+    }
+
     p.finish();
 
     Ok(())
+}
+
+/// lifeboat patch: restore errors. The error code of a restore that stopped because a blob
+/// read from the repository did not decrypt, decompress or match its hash.
+pub const RESTORE_DAMAGED_CODE: &str = "lifeboat-restore-damaged";
+/// lifeboat patch: restore errors. The error code of a restore that stopped because the
+/// destination's file system is full.
+pub const RESTORE_NO_SPACE_CODE: &str = "lifeboat-restore-no-space";
+
+/// lifeboat patch: restore errors. A failed operation on the destination, with the code
+/// [`RESTORE_NO_SPACE_CODE`] when the file system is full.
+fn destination_error(
+    what: &str,
+    path: &std::path::Path,
+    err: LocalDestinationErrorKind,
+) -> Box<RusticError> {
+    let io = match &err {
+        LocalDestinationErrorKind::DirectoryCreationFailed(e)
+        | LocalDestinationErrorKind::OpeningFileFailed(e)
+        | LocalDestinationErrorKind::CouldNotSeekToPositionInFile(e)
+        | LocalDestinationErrorKind::CouldNotWriteToBuffer(e)
+        | LocalDestinationErrorKind::SettingFileLengthFailed(e) => Some(e),
+        _ => None,
+    };
+    let no_space = io.is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull);
+    let err = RusticError::with_source(
+        ErrorKind::InputOutput,
+        "Failed to {what} the restored file `{path}`.",
+        err,
+    )
+    .attach_context("what", what.to_string())
+    .attach_context("path", path.display().to_string());
+    if no_space {
+        err.attach_error_code(RESTORE_NO_SPACE_CODE)
+    } else {
+        err
+    }
 }
 
 /// Information about what will be restored.
