@@ -692,20 +692,18 @@ fn restore_contents<S: Open>(
                                     return;
                                 }
                                 let path = &filenames[file_idx];
-                                // Allocate file if it is not yet allocated
-                                let mut sizes_guard =
-                                    sizes.lock().unwrap_or_else(PoisonError::into_inner);
-                                let filesize = sizes_guard[file_idx];
-                                if filesize > 0 {
-                                    if let Err(err) = dest.set_length(path, filesize) {
-                                        drop(sizes_guard);
-                                        return fail(destination_error("allocate", path, err));
-                                    }
-                                    sizes_guard[file_idx] = 0;
-                                }
-                                drop(sizes_guard);
-                                if !is_sparse {
-                                    if let Err(err) = dest.write_at(path, start, &data) {
+                                // lifeboat patch: one open per blob. The first blob written to
+                                // a file also sets its length (to its final size, so the
+                                // order of the writes does not matter).
+                                let allocate = std::mem::take(
+                                    &mut sizes.lock().unwrap_or_else(PoisonError::into_inner)
+                                        [file_idx],
+                                );
+                                if allocate > 0 || !is_sparse {
+                                    let data = (!is_sparse).then_some(&data[..]);
+                                    if let Err(err) =
+                                        dest.write_blob_at(path, allocate, start, data)
+                                    {
                                         return fail(destination_error("write", path, err));
                                     }
                                 }
