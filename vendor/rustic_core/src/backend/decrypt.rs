@@ -9,7 +9,7 @@ use zstd::stream::{copy_encode, decode_all};
 /// create (and zero) a fresh context for every blob: ~12 % of a backup's CPU. Blobs whose
 /// uncompressed length is known are also decompressed into an exactly sized buffer instead of a
 /// doubling one, which halves restore memory for compressible data.
-mod zstd_contexts {
+pub(crate) mod zstd_contexts {
     use std::cell::RefCell;
 
     std::thread_local! {
@@ -32,7 +32,7 @@ mod zstd_contexts {
     }
 
     /// Decompresses one frame whose decompressed size is `length`.
-    pub(super) fn decompress(data: &[u8], length: usize) -> std::io::Result<Vec<u8>> {
+    pub(crate) fn decompress(data: &[u8], length: usize) -> std::io::Result<Vec<u8>> {
         DECOMPRESSOR.with(|cell| {
             let mut cell = cell.borrow_mut();
             if cell.is_none() {
