@@ -6,10 +6,12 @@
 //! fails the restore. [`Engine::verify_restored`] does only that, on a directory restored
 //! earlier; [`Engine::find_snapshot`] only looks a snapshot up (a drill's readiness probe).
 //!
-//! An [`Abort`] stops a running restore: its repository's storage calls fail from then on.
-//! rustic_core's restore panics on a failed read or a blob that does not decrypt (it cannot be
-//! cancelled otherwise); the panic is caught here and becomes an [`EngineError`]: `aborted` when
-//! an abort was asked for, `integrity` when the data did not decrypt or match its hash.
+//! An [`Abort`] stops a running restore: its repository's storage calls fail from then on, and
+//! rustic_core's restore (patched under `vendor/`, "restore errors") returns its first error:
+//! `aborted` when an abort was asked for, `integrity` when the data did not decrypt or match its
+//! hash, `no-space` when the target's file system filled up. A target's free space is checked
+//! against the plan before anything is written. A panic left in rustic_core is still caught and
+//! classified the same way.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -474,8 +476,6 @@ fn compare<S: rustic_core::IndexedFull>(
     })
 }
 
-/// The error for a panic in rustic_core's restore: an abort that was asked for, damaged data
-/// (a blob that does not decrypt, or whose hash does not match), or an internal failure.
 /// Free bytes (for unprivileged users) of the file system holding `path`, or of its nearest
 /// existing ancestor when it does not exist yet.
 pub fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
@@ -524,6 +524,8 @@ fn restore_failed(
     access.rustic(err)
 }
 
+/// The error for a panic in rustic_core's restore: an abort that was asked for, damaged data
+/// (a blob that does not decrypt, or whose hash does not match), or an internal failure.
 fn restore_panicked(repository: &str, panic: &(dyn Any + Send), abort: &Abort) -> EngineError {
     if abort.is_requested() {
         return EngineError::Aborted {
