@@ -20,5 +20,6 @@ pub mod policy;
 pub mod report;
 pub mod run;
 pub mod secret;
+pub mod shutdown;
 pub mod sim;
 pub mod web;

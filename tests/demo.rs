@@ -248,7 +248,13 @@ fn demo_runs_the_bank_end_to_end_and_up_serves_the_same_fleet() {
         }
         if t.elapsed() > Duration::from_secs(60) {
             let _ = up.kill();
-            panic!("up did not stop within 60 s of SIGINT");
+            let output = up.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(60).collect();
+            panic!(
+                "up did not stop within 60 s of SIGINT; the end of its log:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };

@@ -255,8 +255,8 @@ impl Agent {
         let mut reload = tokio::time::interval(self.cfg.reload_every.max(Duration::from_secs(1)));
         reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reload.tick().await;
-        let mut term = signal(tokio::signal::unix::SignalKind::terminate())?;
-        let mut int = signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let stop = crate::shutdown::requested();
+        tokio::pin!(stop);
 
         loop {
             let wake = self.start_due(&mut jobs, &mut forced);
@@ -277,8 +277,7 @@ impl Agent {
                 Some(cmd) = cmd_rx.recv() => match cmd {
                     Command::BackupNow(system) => forced.push(system),
                 },
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                () = &mut stop => break,
             }
         }
         self.shutdown(jobs).await;
@@ -784,15 +783,6 @@ fn worst(records: &[RunRecord]) -> Outcome {
 fn until(now: Timestamp, t: Timestamp) -> Duration {
     let ms = (t - now).total(jiff::Unit::Millisecond).unwrap_or(0.0);
     Duration::from_millis(ms.max(0.0) as u64)
-}
-
-fn signal(
-    kind: tokio::signal::unix::SignalKind,
-) -> Result<tokio::signal::unix::Signal, AgentError> {
-    tokio::signal::unix::signal(kind).map_err(|source| AgentError::Io {
-        context: "cannot install the signal handler".into(),
-        source,
-    })
 }
 
 /// The time zone link windows are read in: the configured site's, else UTC.

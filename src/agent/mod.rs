@@ -85,6 +85,10 @@ impl AgentError {
 
 /// `lifeboat agent`: runs until SIGTERM or SIGINT.
 pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, AgentError> {
+    crate::shutdown::install().map_err(|source| AgentError::Io {
+        context: "cannot install the SIGINT/SIGTERM handlers".into(),
+        source,
+    })?;
     let cfg = AgentConfig::load(config).map_err(AgentError::Config)?;
     let dir = cfg.agent_dir();
     std::fs::create_dir_all(&dir).map_err(|source| AgentError::Io {

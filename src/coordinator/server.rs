@@ -85,6 +85,10 @@ async fn open(
 
 /// Serves until SIGTERM or SIGINT.
 pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, CoordinatorError> {
+    crate::shutdown::install().map_err(|source| CoordinatorError::Io {
+        context: "cannot install the SIGINT/SIGTERM handlers".into(),
+        source,
+    })?;
     let (cfg, store, policy, sources) = open(config).await?;
     // Which files the policy in force came from, and when (GET /api/v1/policy).
     let loads = PolicyLoads::default();
@@ -238,7 +242,7 @@ pub async fn run(config: &Path, clock: Arc<dyn Clock>) -> Result<Exit, Coordinat
     {
         let handle = handle.clone();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            crate::shutdown::requested().await;
             handle.graceful_shutdown(Some(GRACE));
         });
     }
@@ -372,22 +376,6 @@ async fn ignore_hangups() {
 }
 
 /// Completes on SIGTERM or SIGINT (never, if the handlers cannot be installed).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending::<()>().await,
-    }
-}
-
 /// Issues a one-time enrolment token for `host` at `site`, valid for `valid`; prints it once.
 pub async fn enrol_token(
     config: &Path,

@@ -2,9 +2,10 @@
 //! `lifeboat coordinator` and `lifeboat agent`, as tasks of this runtime.
 //!
 //! Lifecycle: the coordinator starts first and must answer `/healthz` before the agents start
-//! (they enrol with it). Each of them stops on SIGINT or SIGTERM by itself; [`Fleet::stop`]
-//! raises SIGINT in this process so they all drain exactly as on Ctrl-C, then waits for every
-//! task. Nothing here prepares files (see [`super::setup`]).
+//! (they enrol with it). Each of them stops on SIGINT or SIGTERM by itself, through the
+//! process-wide stop request ([`crate::shutdown`], installed before anything starts, so a
+//! component still starting when Ctrl-C comes stops too); [`Fleet::stop`] raises SIGINT in
+//! this process so they all drain exactly as on Ctrl-C, then waits for every task. Nothing here prepares files (see [`super::setup`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,10 @@ impl Fleet {
         hosts: impl IntoIterator<Item = String>,
         clock: Arc<dyn Clock>,
     ) -> Result<Fleet, DemoError> {
+        crate::shutdown::install().map_err(|source| DemoError::Io {
+            context: "cannot install the SIGINT/SIGTERM handlers".into(),
+            source,
+        })?;
         let config = layout.coordinator_config();
         let coordinator = {
             let clock = clock.clone();

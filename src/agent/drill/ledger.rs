@@ -99,7 +99,10 @@ impl Ledger {
     fn make_reserve(&self, task_id: &str) -> Result<(), LedgerError> {
         let path = self.reserve_path(task_id)?;
         let made = std::fs::File::create(&path).and_then(|mut f| {
-            f.write_all(&[0u8; RESERVE])?;
+            std::io::copy(
+                &mut std::io::Read::take(std::io::repeat(0), RESERVE as u64),
+                &mut f,
+            )?;
             f.sync_all()
         });
         made.map_err(|source| {
