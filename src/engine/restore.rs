@@ -505,23 +505,29 @@ fn restore_failed(
     }
     if err.is_code(rustic_core::RESTORE_DAMAGED_CODE) {
         let log = err.display_log();
-        return EngineError::Integrity {
-            repository: access.id().to_string(),
-            errors: 1,
-            summary: format!(
-                "data read while restoring does not decrypt or match its hash ({})",
-                log.strip_prefix("Error: ")
-                    .unwrap_or(&log)
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("")
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            ),
-        };
+        let first = log
+            .strip_prefix("Error: ")
+            .unwrap_or(&log)
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return damaged_data(access.id(), first);
     }
     access.rustic(err)
+}
+
+/// The integrity error of a restore that read data which does not decrypt or match its hash;
+/// `detail` is rustic's explanation (its first 300 characters, on one line).
+fn damaged_data(repository: &str, detail: &str) -> EngineError {
+    let detail: String = detail.chars().take(300).collect();
+    EngineError::Integrity {
+        repository: repository.to_string(),
+        errors: 1,
+        summary: format!(
+            "data read while restoring does not decrypt or match its hash ({})",
+            detail.replace('\n', " ")
+        ),
+    }
 }
 
 /// The error for a panic in rustic_core's restore: an abort that was asked for, damaged data
@@ -544,21 +550,11 @@ fn restore_panicked(repository: &str, panic: &(dyn Any + Send), abort: &Abort) -
     if damaged {
         // rustic's error renders as `RusticError { kind: …, guidance: "…", … }`: keep the
         // guidance, the part written for people.
-        let detail: String = text
+        let detail = text
             .split_once("guidance: \"")
             .and_then(|(_, rest)| rest.split_once('"'))
-            .map_or(text, |(guidance, _)| guidance)
-            .chars()
-            .take(300)
-            .collect();
-        EngineError::Integrity {
-            repository: repository.to_string(),
-            errors: 1,
-            summary: format!(
-                "data read while restoring does not decrypt or match its hash ({})",
-                detail.replace('\n', " ")
-            ),
-        }
+            .map_or(text, |(guidance, _)| guidance);
+        damaged_data(repository, detail)
     } else {
         EngineError::Internal(format!("the restore failed: {text}"))
     }

@@ -374,9 +374,7 @@ mod tests {
 
     #[test]
     fn a_full_disk_still_takes_the_report_into_the_reserve_of_its_task() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path()).unwrap();
-        let t0 = ts("2026-03-01T00:00:00Z");
+        let (dir, ledger, t0) = fresh();
         ledger.start(&task("d.1.sys"), t0).unwrap();
         assert_eq!(reserves(dir.path()), ["d.1.sys.reserve"]);
         assert_eq!(
@@ -397,9 +395,7 @@ mod tests {
 
     #[test]
     fn without_a_reserve_a_full_disk_fails_the_write_and_keeps_the_started_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path()).unwrap();
-        let t0 = ts("2026-03-01T00:00:00Z");
+        let (dir, ledger, t0) = fresh();
         ledger.start(&task("a"), t0).unwrap();
         ledger.start(&task("b"), t0).unwrap();
         ledger.finish(&report("b", t0)).unwrap();
@@ -416,9 +412,7 @@ mod tests {
 
     #[test]
     fn a_delivered_report_whose_finish_was_never_written_is_written_then() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path()).unwrap();
-        let t0 = ts("2026-03-01T00:00:00Z");
+        let (dir, ledger, t0) = fresh();
         let t1 = ts("2026-03-01T00:10:00Z");
         ledger.start(&task("a"), t0).unwrap();
         // finish failed (the report went out from memory); the coordinator accepted it.
@@ -434,9 +428,7 @@ mod tests {
 
     #[test]
     fn recovery_removes_reserves_of_tasks_no_longer_running() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path()).unwrap();
-        let t0 = ts("2026-03-01T00:00:00Z");
+        let (dir, ledger, t0) = fresh();
         ledger.start(&task("a"), t0).unwrap();
         // The agent died after making a reserve and before writing the entry.
         std::fs::write(dir.path().join("orphan.reserve"), [0u8; 16]).unwrap();
@@ -446,6 +438,13 @@ mod tests {
         assert!(errors.is_empty());
         assert_eq!(reports.len(), 1);
         assert!(reserves(dir.path()).is_empty());
+    }
+
+    /// An empty ledger in its own directory, and the tests' start time.
+    fn fresh() -> (tempfile::TempDir, Ledger, Timestamp) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path()).unwrap();
+        (dir, ledger, ts("2026-03-01T00:00:00Z"))
     }
 
     fn task(id: &str) -> DrillTask {
@@ -503,9 +502,7 @@ mod tests {
 
     #[test]
     fn started_entries_are_recovered_as_interrupted_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path()).unwrap();
-        let t0 = ts("2026-03-01T00:00:00Z");
+        let (_dir, ledger, t0) = fresh();
         ledger.start(&task("a"), t0).unwrap();
         ledger.start(&task("b"), t0).unwrap();
         ledger.finish(&report("b", t0)).unwrap();
