@@ -37,6 +37,11 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a stop has been requested (false when [`install`] was never called).
+pub fn is_requested() -> bool {
+    STOP.get().is_some_and(|stop| *stop.borrow())
+}
+
 /// Resolves once a stop has been requested, at once if it already was. Installs the listener
 /// if nothing did before (then only signals from now on count); if the signal handlers cannot
 /// be installed at all, it never resolves.

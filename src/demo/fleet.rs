@@ -52,8 +52,14 @@ impl Fleet {
             .map_err(|e| DemoError::Http(e.to_string()))?;
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
+            if crate::shutdown::is_requested() {
+                // Ctrl-C while starting: the coordinator stops by itself; let it drain.
+                let _ = coordinator.await;
+                return Err(DemoError::Interrupted);
+            }
             if coordinator.is_finished() {
                 return match coordinator.await {
+                    Ok(Ok(_)) if crate::shutdown::is_requested() => Err(DemoError::Interrupted),
                     Ok(Ok(_)) => Err(DemoError::Stopped("the coordinator".into())),
                     Ok(Err(e)) => Err(DemoError::Coordinator(e)),
                     Err(e) => Err(DemoError::Stopped(format!("the coordinator ({e})"))),
@@ -94,6 +100,9 @@ impl Fleet {
 
     /// A component that stopped on its own (an error at its start), if any.
     pub fn failed(&self) -> Option<String> {
+        if crate::shutdown::is_requested() {
+            return Some("Ctrl-C: the fleet".into());
+        }
         if self.coordinator.is_finished() {
             return Some("the coordinator stopped".into());
         }

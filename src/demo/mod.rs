@@ -60,6 +60,8 @@ pub enum DemoError {
     Http(String),
     #[error("{0} stopped")]
     Stopped(String),
+    #[error("stopped by Ctrl-C (SIGINT or SIGTERM) before the fleet had started")]
+    Interrupted,
     #[error("another `lifeboat up` or `lifeboat demo` is running on {0}; stop it first (Ctrl-C)")]
     Busy(PathBuf),
     #[error("{0}")]
@@ -137,7 +139,15 @@ pub async fn up(o: &Options, clock: Arc<dyn Clock>) -> Result<Exit, DemoError> {
                 .join(", ")
         ),
     );
-    let fleet = Fleet::start(&layout, o.listen, prepared.hosts.keys().cloned(), clock).await?;
+    let fleet = match Fleet::start(&layout, o.listen, prepared.hosts.keys().cloned(), clock).await {
+        Ok(fleet) => fleet,
+        // Ctrl-C while starting is a normal way to stop `up`.
+        Err(DemoError::Interrupted) => {
+            say("stopped");
+            return Ok(Exit::Ok);
+        }
+        Err(e) => return Err(e),
+    };
     print_login(o, &layout, &prepared);
     println!("Data:        {}", layout.root.display());
     println!("Running; Ctrl-C stops everything.");
