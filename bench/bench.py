@@ -10,7 +10,8 @@ $LIFEBOAT_GEN_DATASET), then for each round runs, alternating lifeboat and resti
   initial backup, no-change backup, incremental backup after `--mutate 2`, full restore to a
   fresh directory, `check --read-data`
 and prints wall seconds, MB/s (source bytes / second), peak RSS and the ratio restic/lifeboat
-(> 1 means lifeboat is faster; for RSS, lifeboat/restic). Results also go to WORK/results.json.
+(> 1 means lifeboat is faster; for RSS, lifeboat/restic). Every command starts after a `sync`,
+so neither tool pays for write-back of the phase before. Results also go to WORK/results.json.
 """
 import argparse
 import json
@@ -143,6 +144,10 @@ def main():
             for tool, argv in order:
                 if before:
                     before(tool)
+                # Each command starts with the previous one's writes on disk: write-back of
+                # earlier phases (the data set, the other tool's repository or restore) must
+                # not be billed to whichever command happens to run next.
+                os.sync()
                 secs, rss = run(argv, env)
                 results.setdefault(name, {}).setdefault(tool, []).append(
                     {"seconds": secs, "rss": rss, "bytes": nbytes})

@@ -5,8 +5,8 @@ use clap::Parser;
 use lifeboat::cli::{self, args::Cli, args::LogFormat};
 use tracing_subscriber::EnvFilter;
 
-/// jemalloc: returns freed memory to the system promptly and reports the live heap, which the
-/// storage adapter uses to keep restores within a memory budget (see `engine::backend`).
+/// jemalloc: its page decay can be tuned at run time, which restores use to give freed memory
+/// back to the system at once (see `engine::backend::release_freed_memory_at_once`).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

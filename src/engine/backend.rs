@@ -104,15 +104,12 @@ impl fmt::Debug for Scrubber {
 
 /// Bounds the memory that concurrent large pack reads cause.
 ///
-/// rustic_core's restore reads up to 20 whole packs at once (its own thread pool), decompresses
-/// every blob of a pack and queues the writes; decompression outruns the disk, so its peak
-/// memory grew with pack size and compression ratio (1.0 GiB on the 1 GiB benchmark set, restic:
-/// 0.12 GiB). Two valves, both taken before a large read starts:
-/// - the read budget: the bytes of pack data being read at once. A read takes its length and
-///   gives it back when the returned buffer is dropped;
-/// - the heap gate: the live heap (jemalloc's count) may exceed the lowest level seen during this
-///   operation by at most the same budget, so decompressed blobs still queued for writing hold
-///   back further reads until the writes drain them.
+/// rustic_core's restore reads up to 20 pack ranges at once (its own thread pool); without a
+/// bound its peak memory grew with pack size (1.0 GiB on the 1 GiB benchmark set, restic:
+/// 0.12 GiB). The read budget is the bytes of pack data being read or held at once: a read
+/// takes its length before it starts and gives it back when the returned buffer is dropped.
+/// (Decoded blobs no longer add to this: the vendored restore decodes each into its thread's
+/// reused buffers and writes it at once.)
 ///
 /// A reader that waits longer than [`BUDGET_WAIT`] proceeds anyway: a caller holding one buffer
 /// while asking for another can never deadlock, it only exceeds the budget for a moment.
@@ -121,15 +118,13 @@ pub struct ReadBudget {
     available: Mutex<u64>,
     freed: Condvar,
     total: u64,
-    /// The lowest live heap seen (the operation's baseline: index, caches).
-    heap_floor: std::sync::atomic::AtomicU64,
 }
 
 /// Makes jemalloc give freed pages back at once instead of after its default 10 s decay, in
 /// every arena. For restores: a repository open frees 64–128 MiB of scrypt memory and a restore's
-/// decompressed blobs come and go in sizes jemalloc does not reuse, so with the default decay
-/// peak memory counted all of them (307 MiB → 140 MiB on the benchmark). Not for backups and
-/// checks, which churn pack-sized buffers and pay for decay 0 in page faults.
+/// pack ranges come and go in sizes jemalloc does not reuse, so with the default decay peak
+/// memory counted all of them (307 MiB → 140 MiB on the benchmark). Not for backups and checks,
+/// which churn pack-sized buffers and pay for decay 0 in page faults.
 pub fn release_freed_memory_at_once() {
     use tikv_jemalloc_ctl::{Access, AsName};
     let arenas = tikv_jemalloc_ctl::arenas::narenas::read().unwrap_or(0);
@@ -147,14 +142,6 @@ pub fn release_freed_memory_at_once() {
     }
 }
 
-/// Bytes currently allocated, when the process runs on jemalloc (the `lifeboat` binary does).
-fn live_heap() -> Option<u64> {
-    tikv_jemalloc_ctl::epoch::advance().ok()?;
-    let live = tikv_jemalloc_ctl::stats::allocated::read().ok()?;
-    // Under another allocator (unit tests) jemalloc's count stays near zero: no gate then.
-    (live > 0).then_some(live as u64)
-}
-
 /// Reads smaller than this are not counted (index and tree reads, single blobs).
 const BUDGET_MIN_READ: u64 = 1 << 20;
 /// How long a reader waits for budget before it proceeds regardless.
@@ -166,25 +153,7 @@ impl ReadBudget {
             available: Mutex::new(total),
             freed: Condvar::new(),
             total,
-            heap_floor: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
-    }
-
-    /// Waits while the live heap is more than the budget above the lowest level seen (not
-    /// once `abort` is set).
-    fn wait_for_heap(&self, abort: &AtomicBool) {
-        let deadline = std::time::Instant::now() + BUDGET_WAIT;
-        loop {
-            if abort.load(Ordering::Relaxed) {
-                return;
-            }
-            let Some(live) = live_heap() else { return };
-            let floor = self.heap_floor.fetch_min(live, Ordering::Relaxed).min(live);
-            if live <= floor.saturating_add(self.total) || std::time::Instant::now() >= deadline {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
 
     /// Takes `want` bytes of budget, waiting for them (not once `abort` is set: the read that
@@ -498,10 +467,7 @@ impl ReadBackend for ObjectStoreBackend {
         {
             return self.block_on("cannot read", &path, self.store.get_range(&path, range));
         }
-        // Budget first, then the heap: a reader that waited for budget must still see the
-        // memory that the reads before it turned into decompressed blobs.
         let permit = self.budget.acquire(u64::from(length), &self.abort);
-        self.budget.wait_for_heap(&self.abort);
         let bytes = self.block_on("cannot read", &path, self.store.get_range(&path, range))?;
         Ok(Bytes::from_owner(Budgeted {
             bytes,

@@ -32,6 +32,27 @@ pub(crate) mod zstd_contexts {
     }
 
     /// Decompresses one frame whose decompressed size is `length`.
+    /// lifeboat patch: restore buffers. Decompresses `data` of the given decompressed
+    /// `length` into `out`, replacing its contents (its allocation is reused).
+    pub(crate) fn decompress_into(
+        data: &[u8],
+        length: usize,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        out.clear();
+        out.reserve(length);
+        DECOMPRESSOR.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            if cell.is_none() {
+                *cell = Some(zstd::bulk::Decompressor::new()?);
+            }
+            match cell.as_mut() {
+                Some(d) => d.decompress_to_buffer(data, out).map(|_| ()),
+                None => unreachable!("set above"),
+            }
+        })
+    }
+
     pub(crate) fn decompress(data: &[u8], length: usize) -> std::io::Result<Vec<u8>> {
         DECOMPRESSOR.with(|cell| {
             let mut cell = cell.borrow_mut();
@@ -85,6 +106,17 @@ pub trait DecryptReadBackend: ReadBackend + Clone + 'static {
     ///
     /// * If the data could not be decrypted.
     fn decrypt(&self, data: &[u8]) -> RusticResult<Vec<u8>>;
+
+    /// lifeboat patch: restore buffers. Decrypts the given data into `out`, replacing its
+    /// contents, so a caller decrypting many blobs reuses one buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`DecryptReadBackend::decrypt`].
+    fn decrypt_into(&self, data: &[u8], out: &mut Vec<u8>) -> RusticResult<()> {
+        *out = self.decrypt(data)?;
+        Ok(())
+    }
 
     /// Reads the given file.
     ///
@@ -643,6 +675,10 @@ impl<C: CryptoKey> DecryptReadBackend for DecryptBackend<C> {
     /// A vector containing the decrypted data.
     fn decrypt(&self, data: &[u8]) -> RusticResult<Vec<u8>> {
         self.key.decrypt_data(data)
+    }
+
+    fn decrypt_into(&self, data: &[u8], out: &mut Vec<u8>) -> RusticResult<()> {
+        self.key.decrypt_data_into(data, out)
     }
 
     /// Reads encrypted data from the backend.

@@ -633,7 +633,7 @@ fn restore_contents<S: Open>(
             let p = &p;
 
             if !blobs.is_empty() {
-                s.spawn(move |s1| {
+                s.spawn(move |_| {
                     if failed.load(AtomicOrdering::Relaxed) {
                         return;
                     }
@@ -654,43 +654,47 @@ fn restore_contents<S: Open>(
                         Err(err) => return fail(err),
                     };
 
-                    // save into needed files in parallel
-                    for (bl, name_dests) in blobs {
-                        if failed.load(AtomicOrdering::Relaxed) {
-                            return;
-                        }
-                        let size = bl.data_length().into();
-                        let data = if from_file.is_some() {
-                            read_data.clone()
-                        } else {
-                            let start = usize::try_from(bl.offset - offset)
-                                .expect("convert from u32 to usize should not fail!");
-                            let end = usize::try_from(bl.offset + bl.length - offset)
-                                .expect("convert from u32 to usize should not fail!");
-                            match be.read_encrypted_from_partial(
-                                &read_data[start..end],
-                                bl.uncompressed_length,
-                            ) {
-                                Ok(data) => data,
-                                Err(err) => {
-                                    return fail(
-                                        err.attach_error_code(RESTORE_DAMAGED_CODE)
-                                            .attach_context("pack", pack_id.to_string()),
-                                    );
-                                }
+                    // lifeboat patch: restore buffers. Upstream decrypted and decompressed each
+                    // blob into new allocations and spawned one more pool job per file it goes
+                    // to. Blobs are now decoded into this thread's two reused buffers and
+                    // written from here: no allocation, page faults or hand-over per blob (20
+                    // pack jobs already keep the disk and both cores busy).
+                    RESTORE_BUFFERS.with(|buffers| {
+                        let (plain, decompressed) = &mut *buffers.borrow_mut();
+                        for (bl, name_dests) in blobs {
+                            if failed.load(AtomicOrdering::Relaxed) {
+                                return;
                             }
-                        };
-                        let is_sparse = match sparse {
-                            SparseRestore::ByContent => data.iter().all(|&b| b == 0),
-                            SparseRestore::No => false,
-                        };
-
-                        for (file_idx, start) in name_dests {
-                            let data = data.clone();
-                            s1.spawn(move |_| {
-                                if failed.load(AtomicOrdering::Relaxed) {
-                                    return;
+                            let size = bl.data_length().into();
+                            let data: &[u8] = if from_file.is_some() {
+                                &read_data[..]
+                            } else {
+                                let start = usize::try_from(bl.offset - offset)
+                                    .expect("convert from u32 to usize should not fail!");
+                                let end = usize::try_from(bl.offset + bl.length - offset)
+                                    .expect("convert from u32 to usize should not fail!");
+                                match decode_blob(
+                                    be,
+                                    &read_data[start..end],
+                                    bl.uncompressed_length,
+                                    plain,
+                                    decompressed,
+                                ) {
+                                    Ok(data) => data,
+                                    Err(err) => {
+                                        return fail(
+                                            err.attach_error_code(RESTORE_DAMAGED_CODE)
+                                                .attach_context("pack", pack_id.to_string()),
+                                        );
+                                    }
                                 }
+                            };
+                            let is_sparse = match sparse {
+                                SparseRestore::ByContent => data.iter().all(|&b| b == 0),
+                                SparseRestore::No => false,
+                            };
+
+                            for (file_idx, start) in name_dests {
                                 let path = &filenames[file_idx];
                                 // lifeboat patch: one open per blob. The first blob written to
                                 // a file also sets its length (to its final size, so the
@@ -700,7 +704,7 @@ fn restore_contents<S: Open>(
                                         [file_idx],
                                 );
                                 if allocate > 0 || !is_sparse {
-                                    let data = (!is_sparse).then_some(&data[..]);
+                                    let data = (!is_sparse).then_some(data);
                                     if let Err(err) =
                                         dest.write_blob_at(path, allocate, start, data)
                                     {
@@ -708,9 +712,9 @@ fn restore_contents<S: Open>(
                                     }
                                 }
                                 p.inc(size);
-                            });
+                            }
                         }
-                    }
+                    });
                 });
             }
         }
@@ -727,6 +731,46 @@ fn restore_contents<S: Open>(
     p.finish();
 
     Ok(())
+}
+
+std::thread_local! {
+    /// lifeboat patch: restore buffers. Each pool thread's decrypted and decompressed blob.
+    static RESTORE_BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// lifeboat patch: restore buffers. Decrypts one blob into `plain` and, when it is compressed,
+/// decompresses it into `decompressed`; returns the blob's data (in one of the two).
+fn decode_blob<'a>(
+    be: &impl DecryptReadBackend,
+    encrypted: &[u8],
+    uncompressed_length: Option<std::num::NonZeroU32>,
+    plain: &'a mut Vec<u8>,
+    decompressed: &'a mut Vec<u8>,
+) -> RusticResult<&'a [u8]> {
+    be.decrypt_into(encrypted, plain)?;
+    let Some(length) = uncompressed_length else {
+        return Ok(plain);
+    };
+    let length = length.get() as usize;
+    crate::backend::decrypt::zstd_contexts::decompress_into(plain, length, decompressed).map_err(
+        |err| {
+            RusticError::with_source(
+                ErrorKind::Internal,
+                "Failed to decode zstd compressed data. The data may be corrupted.",
+                err,
+            )
+        },
+    )?;
+    if decompressed.len() != length {
+        return Err(RusticError::new(
+            ErrorKind::Internal,
+            "Length of uncompressed data `{actual_length}` does not match the given length `{expected_length}`.",
+        )
+        .attach_context("expected_length", length.to_string())
+        .attach_context("actual_length", decompressed.len().to_string()));
+    }
+    Ok(decompressed)
 }
 
 /// lifeboat patch: restore errors. The error code of a restore that stopped because a blob

@@ -107,6 +107,36 @@ impl CryptoKey for Key {
             })
     }
 
+    /// lifeboat patch: restore buffers. Checks the MAC and decrypts in place in `out`.
+    fn decrypt_data_into(&self, data: &[u8], out: &mut Vec<u8>) -> RusticResult<()> {
+        if data.len() < 32 {
+            return Err(RusticError::new(
+                ErrorKind::Cryptography,
+                "Data is too short (less than 32 bytes), cannot decrypt.",
+            ));
+        }
+        let nonce = Nonce::from_slice(&data[0..16]);
+        let (ciphertext, tag) = data[16..].split_at(data.len() - 32);
+        out.clear();
+        out.extend_from_slice(ciphertext);
+        Aes256CtrPoly1305Aes::new(&self.0)
+            .decrypt_in_place_detached(
+                nonce,
+                &[],
+                out,
+                aead::Tag::<Aes256CtrPoly1305Aes>::from_slice(tag),
+            )
+            .map_err(|err| {
+                RusticError::with_source(
+                    ErrorKind::Cryptography,
+                    "Data decryption failed, MAC check failed.",
+                    err,
+                )
+                .attach_context("nonce", format!("{nonce:?}"))
+                .attach_error_code("C001")
+            })
+    }
+
     /// Returns the encrypted+MACed data from the given data.
     ///
     /// # Arguments
