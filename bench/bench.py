@@ -2,7 +2,7 @@
 """lifeboat vs restic on the same data, phase by phase, alternating.
 
 Usage:
-  python3 bench/bench.py [--size MIB] [--seed N] [--work DIR] [--rounds N] [--lifeboat BIN]
+  python3 bench/bench.py [--size MIB] [--seed N] [--work DIR] [--rounds N] [--lifeboat BIN] [--cold]
 
 Builds nothing: pass the release binary (default target/release/lifeboat; build it first with
 `cargo build --release`). Generates the data set with ../shared/bench/gen-dataset.py (or
@@ -108,7 +108,13 @@ def main():
     ap.add_argument("--work", default="/var/tmp/lifeboat-bench")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--lifeboat", default=os.path.join(ROOT, "target/release/lifeboat"))
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the page cache before each restore and check (needs root): the "
+                         "repository is read from disk, as in a real recovery, and a VM that "
+                         "reclaims cache at random no longer decides which tool reads from memory")
     a = ap.parse_args()
+    if a.cold and not os.access("/proc/sys/vm/drop_caches", os.W_OK):
+        raise SystemExit("--cold needs root (it writes /proc/sys/vm/drop_caches)")
 
     gen = os.environ.get("LIFEBOAT_GEN_DATASET",
                          os.path.join(ROOT, "..", "shared", "bench", "gen-dataset.py"))
@@ -136,6 +142,12 @@ def main():
         rrepo = os.path.join(work, "repo-restic")
         run(lb + ["init", "--system", "bench"], env)
         run([restic, "-r", rrepo, "init", "--repository-version", "2"], env)
+
+        def drop_caches():
+            if a.cold:
+                os.sync()
+                with open("/proc/sys/vm/drop_caches", "w") as f:
+                    f.write("3\n")
 
         def phase(name, lifeboat_argv, restic_argv, nbytes, before=None):
             order = [("lifeboat", lifeboat_argv), ("restic", restic_argv)]
@@ -167,13 +179,15 @@ def main():
 
         def clean(tool):
             shutil.rmtree(os.path.join(work, f"restore-{tool}"), ignore_errors=True)
+            drop_caches()
 
         phase("restore", lb + ["restore", "--system", "bench", "--target",
                                os.path.join(work, "restore-lifeboat")],
               [restic, "-r", rrepo, "restore", "latest", "--target",
                os.path.join(work, "restore-restic")], size, before=clean)
         phase("check", lb + ["check", "--repo", "bench-repo", "--read-data"],
-              [restic, "-r", rrepo, "check", "--read-data"], tree_bytes(rrepo))
+              [restic, "-r", rrepo, "check", "--read-data"], tree_bytes(rrepo),
+              before=lambda _tool: drop_caches())
         for tool in ("lifeboat", "restic"):
             clean(tool)
 
